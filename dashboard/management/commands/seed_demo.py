@@ -1,0 +1,64 @@
+"""``python manage.py seed_demo``: demo users and demo runs for a first local look.
+
+Creates (once) the users alice (reviewer), bob (engineer) and carol (auditor), and, when there
+are no runs yet, queues one run of each emulator scenario: a plain answer, the order-support
+refund that waits for a reviewer, a background agent run, and a failing interaction. Local use
+only: the passwords are printed.
+"""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+
+from approvals import tools
+from approvals.models import AUDITORS_GROUP, REVIEWERS_GROUP
+from runs import execution
+from runs.models import Run
+
+DEMO_PASSWORD = "handoff-demo"
+DEMO_USERS = {
+    "alice": ("Reviewer: decides function calls", [REVIEWERS_GROUP]),
+    "bob": ("Engineer: starts and reads runs", []),
+    "carol": ("Auditor: exports the audit log", [AUDITORS_GROUP]),
+}
+MODEL = "gemini-3-flash-preview"
+
+
+class Command(BaseCommand):
+    help = "Create demo users and queue demo runs (local use only)."
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        for username, (role, groups) in DEMO_USERS.items():
+            user, created = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.com"})
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.is_staff = username == "alice"
+                user.is_superuser = username == "alice"
+                user.save()
+                user.groups.set([Group.objects.get_or_create(name=g)[0] for g in groups])
+            self.stdout.write(f"  {username:<6} / {DEMO_PASSWORD}   {role}")
+
+        if Run.objects.exists():
+            self.stdout.write("Runs exist already: no demo runs queued.")
+            return
+        order_tools = tools.declarations(["lookup_order", "issue_refund"])
+        bob = User.objects.get(username="bob")
+        execution.create_run(
+            model=MODEL, input="In two sentences: why do agents need human approval for refunds?",
+            created_by=bob,
+        )
+        execution.create_run(
+            model=MODEL, tools=order_tools, created_by=bob,
+            system_instruction="You are the order-support agent of an electronics shop.",
+            input="Hi, my order A-1001 arrived with a cracked headband. I'd like a refund please.",
+        )
+        execution.create_run(
+            agent="deep-research-pro-preview-12-2025", background=True, created_by=bob,
+            input="Research how support teams gate refunds issued by AI agents.",
+        )
+        execution.create_run(
+            model=MODEL, created_by=bob, input="Summarise yesterday's tickets. [fault:failed]",
+        )
+        self.stdout.write("Queued 4 demo runs.")

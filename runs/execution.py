@@ -1,0 +1,523 @@
+"""Starting runs, sending interactions, polling background ones and recording what came back.
+
+The loop (product.md, "The flow"): a run's first interaction is created; a background one is
+polled with ``interactions.get`` on a backoff schedule until it is stable; ``requires_action``
+hands the function calls to the registered action handler (approvals); once every call is
+settled, a follow-up interaction carrying one ``function_result`` per ``call_id`` continues the
+chain through ``previous_interaction_id``; a terminal status ends the run.
+
+Exactly once. Every remote create starts as an ``Interaction`` row (the intent), written in the
+transaction that decided to make the call. Sending claims the row with a conditional update
+(``pending`` → ``sending``), so two deliveries of the same task make one request. Errors that
+prove the request was not acted on (429, 500, 503, connection refused) put the row back to
+``pending`` for a retry; anything that leaves the outcome open (a timeout, a 502/504, a worker
+that died mid-request) makes the row ``unknown``, and it is never resent automatically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from google.genai import _interactions as api_errors
+
+from runs import gemini
+from runs.models import Artifact, Interaction, Run, Step
+
+log = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "system:worker"
+# Errors after which the API has certainly not created an interaction, so a resend is safe.
+RETRYABLE_STATUS_CODES = frozenset({429, 500, 503})
+# Gateway errors: the request may have reached the API, so the outcome is unknown.
+AMBIGUOUS_STATUS_CODES = frozenset({502, 504})
+
+
+# --- Hooks -----------------------------------------------------------------------------------
+# ``runs`` never imports ``approvals`` (the layers run dashboard → approvals → runs), yet two
+# things that happen inside this loop belong to approvals: writing the audit log, and settling a
+# ``requires_action`` interaction's function calls by policy. approvals registers both at start-up
+# (ApprovalsConfig.ready); they run inside the transaction that records the change.
+
+
+def _no_event(**kwargs: Any) -> None:
+    return None
+
+
+def _no_action_handler(interaction: Interaction) -> str:
+    raise RuntimeError("No handler for requires_action is registered.")
+
+
+@dataclass
+class Hooks:
+    # record_event(actor=User|str, verb=str, obj=Model, run=Run|None, before=dict|None,
+    #              after=dict|None) -> None
+    record_event: Callable[..., None] = _no_event
+    # handle_requires_action(interaction) -> the run's new status (a Run.Status value)
+    handle_requires_action: Callable[[Interaction], str] = _no_action_handler
+
+
+hooks = Hooks()
+
+
+def register_hooks(*, record_event: Callable[..., None], handle_requires_action: Callable[[Interaction], str]) -> None:
+    hooks.record_event = record_event
+    hooks.handle_requires_action = handle_requires_action
+
+
+# --- Starting and continuing -----------------------------------------------------------------
+
+
+def input_preview(value: Any, limit: int = 300) -> str:
+    """A one-line preview of an ``input`` value: the text of a string or of its text blocks."""
+    if isinstance(value, str):
+        text = value
+    else:
+        texts: list[str] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                if node.get("type") == "text" and isinstance(node.get("text"), str):
+                    texts.append(node["text"])
+                for child in node.values():
+                    if isinstance(child, (list, dict)):
+                        walk(child)
+            elif isinstance(node, list):
+                for child in node:
+                    walk(child)
+
+        walk(value)
+        text = " ".join(texts) or json.dumps(value)[:limit]
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def build_request(run: Run, *, input: Any = None, previous_interaction_id: str = "", **extra: Any) -> dict[str, Any]:
+    """The ``interactions.create`` body for one interaction of ``run``.
+
+    Tools, system instruction and generation config are sent on every interaction of the chain:
+    the API keeps conversation state, but whether it keeps tools across ``previous_interaction_id``
+    is not documented (gemini-interactions.md §6), and the quickstart resends them.
+    """
+    body: dict[str, Any] = {"model": run.model} if run.model else {"agent": run.agent}
+    if input is not None:
+        body["input"] = input
+    if previous_interaction_id:
+        body["previous_interaction_id"] = previous_interaction_id
+    if run.tools:
+        body["tools"] = run.tools
+    if run.system_instruction:
+        body["system_instruction"] = run.system_instruction
+    if run.generation_config:
+        body["generation_config"] = run.generation_config
+    if run.background:
+        body["background"] = True
+    body.update(extra)
+    return body
+
+
+@transaction.atomic
+def create_run(
+    *,
+    input: Any,
+    model: str = "",
+    agent: str = "",
+    tools: list[dict[str, Any]] | None = None,
+    background: bool = False,
+    system_instruction: str = "",
+    generation_config: dict[str, Any] | None = None,
+    created_by=None,
+) -> Run:
+    """Create a run and the intent of its first interaction, and queue the send.
+
+    ``tools`` are declarations as the API takes them (``{"type": "function", "name", ...}``).
+    Exactly one of ``model`` and ``agent`` must be given (``ValueError`` otherwise).
+    """
+    if bool(model) == bool(agent):
+        raise ValueError("Give exactly one of model and agent.")
+    run = Run.objects.create(
+        model=model, agent=agent, input=input, input_preview=input_preview(input),
+        tools=tools or [], background=background, system_instruction=system_instruction,
+        generation_config=generation_config, created_by=created_by,
+    )
+    interaction = Interaction.objects.create(run=run, sequence=0, request=build_request(run, input=input))
+    hooks.record_event(
+        actor=created_by or "system:cli", verb="run.started", obj=run, run=run,
+        after={"model": model, "agent": agent, "input": input_preview(input),
+               "tools": [t.get("name", t.get("type")) for t in run.tools], "background": background},
+    )
+    _queue_send(interaction)
+    return run
+
+
+def continue_with(previous: Interaction, **body: Any) -> Interaction | None:
+    """Record the intent of the interaction that follows ``previous`` in its run's chain, and
+    queue its send. ``body`` holds what is specific to it (``input``, ``continuation_token``).
+
+    Returns the new interaction, or ``None`` when ``previous`` already has a follow-up (the
+    unique ``(run, sequence)`` constraint makes this safe under concurrency). Call inside a
+    transaction that holds a lock on ``previous``.
+    """
+    run = previous.run
+    if run.interactions.filter(sequence=previous.sequence + 1).exists():
+        return None
+    follow_up = Interaction.objects.create(
+        run=run,
+        sequence=previous.sequence + 1,
+        previous_interaction_id=previous.interaction_id,
+        request=build_request(run, previous_interaction_id=previous.interaction_id, **body),
+    )
+    _set_run_status(run, Run.Status.RUNNING)
+    _queue_send(follow_up)
+    return follow_up
+
+
+def _queue_send(interaction: Interaction) -> None:
+    from runs.tasks import send_interaction  # tasks import this module
+
+    pk = interaction.pk
+    transaction.on_commit(lambda: send_interaction.delay(pk))
+
+
+def _queue_poll(interaction: Interaction, delay: float) -> None:
+    from runs.tasks import poll_interaction
+
+    pk = interaction.pk
+    transaction.on_commit(lambda: poll_interaction.apply_async((pk,), countdown=delay))
+
+
+# --- Sending ---------------------------------------------------------------------------------
+
+
+class StillSending(Exception):
+    """Another worker claimed this send and its request may still be under way; look again in
+    ``seconds``."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"still sending; check again in {seconds:.0f}s")
+        self.seconds = seconds
+
+
+def sending_lease() -> timedelta:
+    """How long a claimed send may take: the SDK's request timeout plus a margin for recording."""
+    return timedelta(milliseconds=settings.GEMINI_TIMEOUT_MS) + timedelta(seconds=30)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` proves the API did not act on the request, so it may be sent again."""
+    if isinstance(exc, api_errors.APITimeoutError):
+        return False
+    if isinstance(exc, api_errors.APIConnectionError):
+        return True
+    return isinstance(exc, api_errors.APIStatusError) and exc.status_code in RETRYABLE_STATUS_CODES
+
+
+def send(interaction_pk: int) -> None:
+    """Send a recorded interaction intent with ``interactions.create`` and record the answer.
+
+    Safe to call more than once for the same interaction: only the caller whose conditional update
+    claims the ``pending`` row sends. Raises a retryable SDK error (see ``is_retryable``) after
+    putting the row back to ``pending``; raises ``StillSending`` when another worker holds a
+    claim that has not yet run out.
+    """
+    now = timezone.now()
+    claimed = Interaction.objects.filter(pk=interaction_pk, dispatch=Interaction.Dispatch.PENDING).update(
+        dispatch=Interaction.Dispatch.SENDING, sent_at=now, error=""
+    )
+    if not claimed:
+        _check_claimed_send(interaction_pk, now)
+        return
+    interaction = Interaction.objects.select_related("run").get(pk=interaction_pk)
+    _save_manifest(interaction)
+    try:
+        response = gemini.create(interaction.request)
+    except gemini.MalformedResponse as exc:
+        _fail_send(interaction, Interaction.Dispatch.ERROR, str(exc), raw_body=exc.body)
+        return
+    except (api_errors.APIConnectionError, api_errors.APIStatusError) as exc:
+        if is_retryable(exc):
+            Interaction.objects.filter(pk=interaction_pk, dispatch=Interaction.Dispatch.SENDING).update(
+                dispatch=Interaction.Dispatch.PENDING, error=gemini.describe_error(exc)
+            )
+            raise
+        ambiguous = isinstance(exc, api_errors.APIConnectionError) or exc.status_code in AMBIGUOUS_STATUS_CODES
+        if ambiguous:
+            _fail_send(interaction, Interaction.Dispatch.UNKNOWN, _unknown_outcome(gemini.describe_error(exc)))
+        else:
+            _fail_send(interaction, Interaction.Dispatch.ERROR, gemini.describe_error(exc))
+        return
+    except (TypeError, ValueError) as exc:
+        # The SDK validates request bodies locally and refuses them before sending
+        # (gemini-interactions.md §10.4); pydantic's ValidationError is a ValueError.
+        _fail_send(interaction, Interaction.Dispatch.ERROR, f"The SDK refused the request: {exc}")
+        return
+    record(interaction, response)
+
+
+def give_up(interaction_pk: int, exc: BaseException) -> None:
+    """Retries ran out for a retryable error: record it on the interaction and fail the run."""
+    interaction = Interaction.objects.select_related("run").get(pk=interaction_pk)
+    if interaction.dispatch == Interaction.Dispatch.PENDING:
+        _fail_send(interaction, Interaction.Dispatch.ERROR, f"Gave up after retries: {gemini.describe_error(exc)}")
+    elif interaction.dispatch == Interaction.Dispatch.SENT and not interaction.is_stable:
+        _fail_run(interaction, f"Polling gave up after retries: {gemini.describe_error(exc)}")
+
+
+def _unknown_outcome(cause: str) -> str:
+    return (
+        f"{cause} The API may or may not have created this interaction; Handoff does not send it "
+        "again, so a function result is never delivered twice."
+    )
+
+
+def _check_claimed_send(interaction_pk: int, now) -> None:
+    interaction = Interaction.objects.select_related("run").get(pk=interaction_pk)
+    if interaction.dispatch != Interaction.Dispatch.SENDING:
+        return  # already answered (or refused): nothing to do
+    expires = interaction.sent_at + sending_lease()
+    if now < expires:
+        raise StillSending((expires - now).total_seconds())
+    # The claim ran out with no answer recorded: the worker holding it died mid-request.
+    if Interaction.objects.filter(pk=interaction_pk, dispatch=Interaction.Dispatch.SENDING).update(
+        dispatch=Interaction.Dispatch.UNKNOWN
+    ):
+        _fail_send(
+            interaction, Interaction.Dispatch.UNKNOWN,
+            _unknown_outcome("The worker sending this request stopped before an answer was recorded."),
+        )
+
+
+@transaction.atomic
+def _fail_send(interaction: Interaction, dispatch: str, message: str, raw_body: str | None = None) -> None:
+    interaction = Interaction.objects.select_for_update().select_related("run").get(pk=interaction.pk)
+    interaction.dispatch = dispatch
+    interaction.error = message
+    interaction.finished_at = timezone.now()
+    interaction.save(update_fields=["dispatch", "error", "finished_at"])
+    if raw_body is not None:
+        # A body Handoff could not read is kept whatever the capture setting: it is the evidence.
+        _save_artifact(interaction, Artifact.Kind.RAW_RESPONSE, raw_body, media_type="text/plain")
+    _fail_run(interaction, message)
+
+
+def _fail_run(interaction: Interaction, message: str) -> None:
+    run = interaction.run
+    hooks.record_event(
+        actor=SYSTEM_ACTOR, verb="interaction.failed", obj=interaction, run=run,
+        after={"dispatch": interaction.dispatch, "error": message},
+    )
+    run.error = message
+    run.save(update_fields=["error"])
+    _set_run_status(run, Run.Status.FAILED)
+
+
+# --- Polling ---------------------------------------------------------------------------------
+
+
+def poll_delay(poll_count: int) -> float:
+    """Seconds before the next ``get`` of a background interaction that has been polled
+    ``poll_count`` times: doubling from POLL_INITIAL_DELAY up to POLL_MAX_DELAY, so a run of T
+    seconds costs O(log T) requests until the cap."""
+    return min(settings.POLL_MAX_DELAY, settings.POLL_INITIAL_DELAY * 2**poll_count)
+
+
+def poll(interaction_pk: int) -> None:
+    """``interactions.get`` a background interaction and record the answer.
+
+    A no-op once the interaction is stable, so duplicate deliveries cost at most one extra GET.
+    Raises the SDK's errors; the task retries the transient ones.
+    """
+    interaction = Interaction.objects.select_related("run").get(pk=interaction_pk)
+    if interaction.is_stable or interaction.dispatch != Interaction.Dispatch.SENT:
+        return
+    Interaction.objects.filter(pk=interaction_pk).update(poll_count=F("poll_count") + 1)
+    try:
+        response = gemini.get(interaction.interaction_id)
+    except gemini.MalformedResponse as exc:
+        _fail_send(interaction, Interaction.Dispatch.SENT, str(exc), raw_body=exc.body)
+        return
+    except api_errors.APIStatusError as exc:
+        if is_retryable(exc) or exc.status_code in AMBIGUOUS_STATUS_CODES:
+            raise
+        _fail_send(interaction, Interaction.Dispatch.SENT, gemini.describe_error(exc))
+        return
+    record(interaction, response)
+
+
+# --- Recording -------------------------------------------------------------------------------
+
+
+def step_row(interaction: Interaction, index: int, data: dict[str, Any]) -> Step:
+    """An unsaved ``Step`` for one entry of ``Interaction.steps`` (a dict as the API sent it)."""
+    step_type = str(data.get("type") or "")
+    call_id = data.get("id") if step_type.endswith("_call") else data.get("call_id")
+    return Step(
+        interaction=interaction, index=index, type=step_type[:64],
+        call_id=str(call_id or "")[:200], name=str(data.get("name") or "")[:200], data=data,
+    )
+
+
+CONTENT_TYPES = frozenset({"text", "image", "audio", "video", "document"})
+
+
+def step_dicts(response: gemini.Response) -> list[dict[str, Any]]:
+    """The steps of a response as the API sent them, whatever their type (unknown types
+    included). A response in the legacy ``outputs`` shape is read into steps."""
+    if not response.steps and isinstance(response.payload.get("outputs"), list):
+        return steps_from_legacy_outputs(response.payload["outputs"])
+    return response.steps
+
+
+def steps_from_legacy_outputs(outputs: list[Any]) -> list[dict[str, Any]]:
+    """Steps for a response in the legacy shape (``outputs`` of content blocks, removed from the
+    API on 2026-06-08 per the breaking-changes guide): runs of content blocks become one
+    ``model_output`` step; thoughts, calls and results are already step-shaped."""
+    steps: list[dict[str, Any]] = []
+    for block in outputs:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") in CONTENT_TYPES:
+            if steps and steps[-1].get("type") == "model_output" and steps[-1].get("_legacy"):
+                steps[-1]["content"].append(block)
+            else:
+                steps.append({"type": "model_output", "content": [block], "_legacy": True})
+        else:
+            steps.append(block)
+    for step in steps:
+        step.pop("_legacy", None)
+    return steps
+
+
+@transaction.atomic
+def record(interaction: Interaction, response: gemini.Response) -> None:
+    """Store what the API answered for ``interaction``: id, status, new steps, usage, output
+    text and artifacts; then move the run on. A stable interaction is recorded once: a later
+    call for it (a duplicate poll) changes nothing."""
+    interaction = Interaction.objects.select_for_update().select_related("run").get(pk=interaction.pk)
+    if interaction.is_stable:
+        return
+    status = response.status
+    now = timezone.now()
+    steps = step_dicts(response)
+
+    interaction.interaction_id = response.id or interaction.interaction_id
+    interaction.dispatch = Interaction.Dispatch.SENT
+    interaction.status = status
+    interaction.sdk_version = gemini.SDK_VERSION
+    interaction.schema_warning = response.schema_error or ""
+    interaction.output_text = gemini.output_text(steps)
+    interaction.usage = response.usage or interaction.usage
+    interaction.errors = response.errors
+    stable = status in Interaction.STABLE_STATUSES
+    if stable:
+        interaction.finished_at = now
+        interaction.next_poll_at = None
+    else:
+        delay = poll_delay(interaction.poll_count)
+        interaction.next_poll_at = now + timedelta(seconds=delay)
+    interaction.save()
+
+    known = interaction.steps.count()
+    Step.objects.bulk_create(
+        step_row(interaction, i, data) for i, data in enumerate(steps) if i >= known
+    )
+    if settings.CAPTURE_RAW_PAYLOADS:
+        _save_artifact(interaction, Artifact.Kind.RAW_RESPONSE, response.body)
+    if stable:
+        _save_artifact(interaction, Artifact.Kind.OUTPUT_TEXT, interaction.output_text, media_type="text/plain")
+        if interaction.usage:
+            _save_artifact(interaction, Artifact.Kind.USAGE, json.dumps(interaction.usage, indent=2))
+
+    run = interaction.run
+    hooks.record_event(
+        actor=SYSTEM_ACTOR, verb="interaction.recorded", obj=interaction, run=run,
+        after={"interaction_id": interaction.interaction_id, "status": status,
+               "previous_interaction_id": interaction.previous_interaction_id},
+    )
+    for result in _function_results(interaction.request):
+        hooks.record_event(
+            actor=SYSTEM_ACTOR, verb="function_result.sent", obj=interaction, run=run,
+            after={"call_id": result.get("call_id"), "name": result.get("name"),
+                   "result": result.get("result"), "is_error": bool(result.get("is_error")),
+                   "previous_interaction_id": interaction.previous_interaction_id,
+                   "interaction_id": interaction.interaction_id},
+        )
+    if stable and interaction.usage:
+        Run.objects.filter(pk=run.pk).update(total_tokens=F("total_tokens") + (interaction.usage.get("total_tokens") or 0))
+    _advance_run(run, interaction, delay=None if stable else delay,
+                 continuation_token=response.continuation_token)
+
+
+def _function_results(request: dict[str, Any]) -> list[dict[str, Any]]:
+    items = request.get("input")
+    if not isinstance(items, list):
+        return []
+    return [i for i in items if isinstance(i, dict) and i.get("type") == "function_result"]
+
+
+def _advance_run(run: Run, interaction: Interaction, delay: float | None, continuation_token: str | None) -> None:
+    status = interaction.status
+    S = Interaction.Status
+    if status in (S.QUEUED, S.IN_PROGRESS):
+        _set_run_status(run, Run.Status.RUNNING)
+        _queue_poll(interaction, delay)
+    elif status == S.REQUIRES_CONTINUATION:
+        # The per-request decode limit was reached (gemini-interactions.md §9): continue with the
+        # token and no input, as the SDK's automatic continuation does.
+        if not (continuation_token and interaction.interaction_id):
+            _fail_run(interaction, "The interaction requires continuation but sent no continuation_token.")
+        else:
+            continue_with(interaction, continuation_token=continuation_token)
+    elif status == S.REQUIRES_ACTION:
+        if not interaction.function_calls():
+            _fail_run(interaction, "The interaction requires action but holds no function call.")
+            return
+        _set_run_status(run, hooks.handle_requires_action(interaction))
+    elif status == S.COMPLETED:
+        run.output_text = interaction.output_text
+        run.save(update_fields=["output_text"])
+        _set_run_status(run, Run.Status.COMPLETED)
+    elif status == S.CANCELLED:
+        _set_run_status(run, Run.Status.CANCELLED)
+    else:
+        messages = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}" for e in interaction.errors)
+        _fail_run(interaction, f"The interaction ended {status}" + (f" ({messages})" if messages else "."))
+
+
+def _set_run_status(run: Run, status: str) -> None:
+    """Move ``run`` to ``status`` and record the change (no-op when unchanged). A final run
+    stays final."""
+    run.refresh_from_db(fields=["status", "finished_at"])
+    if run.status == status or run.status in Run.FINAL_STATUSES:
+        return
+    before = run.status
+    run.status = status
+    if status in Run.FINAL_STATUSES:
+        run.finished_at = timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    hooks.record_event(
+        actor=SYSTEM_ACTOR, verb="run.status_changed", obj=run, run=run,
+        before={"status": before}, after={"status": status},
+    )
+
+
+def _save_manifest(interaction: Interaction) -> None:
+    manifest = gemini.request_manifest("POST", "/interactions", interaction.request)
+    with transaction.atomic():
+        _save_artifact(interaction, Artifact.Kind.REQUEST_MANIFEST, json.dumps(manifest, indent=2))
+        if settings.CAPTURE_RAW_PAYLOADS:
+            _save_artifact(interaction, Artifact.Kind.RAW_REQUEST, json.dumps(interaction.request))
+
+
+def _save_artifact(interaction: Interaction, kind: str, content: str, media_type: str = "application/json") -> None:
+    Artifact.objects.update_or_create(
+        interaction=interaction, kind=kind,
+        defaults={"content": content, "media_type": media_type, "size_bytes": len(content.encode())},
+    )

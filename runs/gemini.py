@@ -1,0 +1,228 @@
+"""The google-genai client, built lazily once per process, and the calls Handoff makes with it.
+
+The SDK reads ``GEMINI_API_KEY`` and ``GOOGLE_GEMINI_BASE_URL`` from the environment itself
+(gemini-interactions.md §11), so the same code talks to Google, to any compatible endpoint, or to
+the bundled emulator.
+
+Responses are read through ``with_raw_response`` so the exact body can be kept (when capture is
+on) and validated strictly: the SDK's own parsing is lenient and turns a malformed 200 body into a
+half-built object with ``status=None`` (gemini-interactions.md §10.4).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import google.genai
+import pydantic
+from django.conf import settings
+from google import genai
+from google.genai import _interactions as api_errors
+from google.genai import types
+from google.genai.interactions import Interaction as APIInteraction
+
+SDK_VERSION = google.genai.__version__
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+
+# Header and body keys whose values never reach an artifact. Matched exactly (case-insensitive),
+# never by substring: ``max_output_tokens`` is not a secret.
+SECRET_KEYS = frozenset({
+    "api_key", "apikey", "key", "x-goog-api-key", "authorization", "proxy-authorization",
+    "cookie", "set-cookie", "token", "access_token", "refresh_token", "id_token", "password",
+    "passwd", "secret", "client_secret", "x-api-key",
+})
+REDACTED = "[redacted]"
+
+
+class MalformedResponse(Exception):
+    """The API answered 2xx with a body that is not an interaction.
+
+    ``body`` holds the text received (bytes decoded as UTF-8, replaced where invalid).
+    """
+
+    def __init__(self, message: str, body: str):
+        super().__init__(message)
+        self.body = body
+
+
+@dataclass
+class Response:
+    """An interaction as the API sent it.
+
+    ``payload`` is the decoded JSON object and ``body`` the text received. ``schema_error`` says
+    where the payload departs from google-genai's ``Interaction`` schema, if it does: Google's
+    own documented examples do (a ``google_search_call`` without ``id`` in the quickstart), so
+    such a response is recorded as sent, with the note, rather than refused.
+    """
+
+    payload: dict[str, Any]
+    body: str
+    schema_error: str | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.payload.get("id") or "")
+
+    @property
+    def status(self) -> str:
+        return self.payload["status"]
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        return self.payload.get("steps") or []
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        usage = self.payload.get("usage")
+        return usage if isinstance(usage, dict) else None
+
+    @property
+    def errors(self) -> list[Any]:
+        errors = self.payload.get("errors")
+        return errors if isinstance(errors, list) else []
+
+    @property
+    def continuation_token(self) -> str:
+        return str(self.payload.get("continuation_token") or "")
+
+    @property
+    def output_text(self) -> str:
+        return output_text(self.steps)
+
+
+def output_text(steps: list[dict[str, Any]]) -> str:
+    """The text of the trailing ``model_output`` steps, computed as google-genai 3.3.0 computes
+    ``Interaction.output_text`` (``_gaos/types/interactions/interaction.py``): walk the steps
+    backwards skipping thoughts, collect text blocks, stop at a user input, at another step type
+    once text was found, or at a non-text block. ``""`` when there is none."""
+    parts: list[str] = []
+    collecting = False
+    for step in reversed(steps):
+        kind = step.get("type")
+        if kind == "user_input":
+            break
+        if kind == "thought":
+            continue
+        if kind != "model_output":
+            if collecting:
+                break
+            continue
+        content = step.get("content")
+        if not isinstance(content, list):
+            continue
+        for item in reversed(content):
+            if isinstance(item, dict) and item.get("type") == "text":
+                collecting = True
+                parts.append(item["text"] if isinstance(item.get("text"), str) else "")
+            elif collecting:
+                return "".join(reversed(parts))
+    return "".join(reversed(parts))
+
+
+def parse(body: str, status_code: int = 200) -> Response:
+    """Read an interaction from a response body. Raises ``MalformedResponse`` unless the body is
+    a JSON object with a string ``status`` and, if present, a list of step objects."""
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise MalformedResponse(f"The API answered {status_code} with a body that is not JSON.", body) from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("status"), str) or not payload["status"]:
+        raise MalformedResponse(f"The API answered {status_code} with a body that is not an interaction (no status).", body)
+    steps = payload.get("steps")
+    if steps is not None and not (isinstance(steps, list) and all(isinstance(s, dict) for s in steps)):
+        raise MalformedResponse(f"The API answered {status_code} with a body whose steps are not a list of steps.", body)
+    try:
+        APIInteraction.model_validate(payload)
+        schema_error = None
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        schema_error = ".".join(str(p) for p in first["loc"]) + f": {first['msg']}"
+    return Response(payload=payload, body=body, schema_error=schema_error)
+
+
+@functools.cache
+def client() -> genai.Client:
+    """The process's SDK client, built on first use (after Celery forks, never at import).
+
+    Retries are off in the SDK (``attempts=1``): the Celery tasks decide what to retry, so a
+    transient error is not retried five times by the SDK and again by the task.
+    """
+    return genai.Client(
+        http_options=types.HttpOptions(
+            timeout=settings.GEMINI_TIMEOUT_MS,
+            retry_options=types.HttpRetryOptions(attempts=1),
+        )
+    )
+
+
+def endpoint() -> str:
+    """The base URL requests go to (for the request manifest)."""
+    return os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` (JSON-like) with the values of secret keys replaced by ``[redacted]``."""
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if str(k).lower() in SECRET_KEYS else redact(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def request_manifest(method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    """What was asked of the API, safe to store and show: endpoint, method, path, the body with
+    secrets redacted, and the SDK version. The API key is sent as a header by the SDK and is never
+    part of the body; it is listed here only as redacted."""
+    return {
+        "endpoint": endpoint(),
+        "method": method,
+        "path": path,
+        "headers": redact({"x-goog-api-key": "set", "content-type": "application/json"}),
+        "body": redact(body),
+        "sdk": f"google-genai {SDK_VERSION}",
+    }
+
+
+def _parsed(raw) -> Response:
+    return parse(raw.text, raw.status_code)
+
+
+def create(body: dict[str, Any]) -> Response:
+    """``interactions.create(**body)``.
+
+    Raises the SDK's ``google.genai._interactions`` errors (``APIStatusError`` subclasses,
+    ``APIConnectionError``, ``APITimeoutError``), pydantic's ``ValidationError`` or
+    ``TypeError``/``ValueError`` when the SDK refuses the body locally before sending it, and
+    ``MalformedResponse``.
+    """
+    return _parsed(client().interactions.with_raw_response.create(**body))
+
+
+def get(interaction_id: str) -> Response:
+    """``interactions.get(interaction_id)``; raises as ``create`` does."""
+    return _parsed(client().interactions.with_raw_response.get(interaction_id))
+
+
+def cancel(interaction_id: str) -> Response:
+    """``interactions.cancel(interaction_id)``; raises as ``create`` does."""
+    return _parsed(client().interactions.with_raw_response.cancel(interaction_id))
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line, human-readable account of an SDK error for the run page."""
+    if isinstance(exc, api_errors.APITimeoutError):
+        return f"The request timed out after {settings.GEMINI_TIMEOUT_MS} ms."
+    if isinstance(exc, api_errors.APIConnectionError):
+        return f"Could not reach the API at {endpoint()}: {exc}"
+    if isinstance(exc, api_errors.APIStatusError):
+        error = exc.body.get("error") if isinstance(exc.body, dict) else None
+        if isinstance(error, dict) and error.get("message"):
+            return f"HTTP {exc.status_code} {error.get('code', '')}: {error['message']}".replace("  ", " ")
+        return f"HTTP {exc.status_code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"

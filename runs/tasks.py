@@ -1,0 +1,44 @@
+"""Celery tasks that drive interactions. Thin: they take ids and call ``runs.execution``."""
+
+import random
+
+from celery import shared_task
+from django.conf import settings
+from google.genai import _interactions as api_errors
+
+from runs import execution
+
+TRANSIENT_ERRORS = (api_errors.APIConnectionError, api_errors.APIStatusError)
+
+
+def retry_delay(retries: int, base: float = 1.0, cap: float = 60.0) -> float:
+    """Seconds before retry number ``retries + 1``: exponential backoff with full jitter, so
+    workers that failed together do not retry together."""
+    return random.uniform(base / 2, min(cap, base * 2**retries))
+
+
+@shared_task(bind=True, max_retries=settings.GEMINI_TASK_MAX_RETRIES)
+def send_interaction(self, interaction_pk: int) -> None:
+    """Send one recorded interaction intent (see ``execution.send``)."""
+    try:
+        execution.send(interaction_pk)
+    except execution.StillSending as exc:
+        # Another delivery holds the claim; come back when it runs out. Not counted as a retry.
+        send_interaction.apply_async((interaction_pk,), countdown=exc.seconds)
+    except TRANSIENT_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            execution.give_up(interaction_pk, exc)
+            return
+        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
+
+
+@shared_task(bind=True, max_retries=settings.GEMINI_TASK_MAX_RETRIES)
+def poll_interaction(self, interaction_pk: int) -> None:
+    """``interactions.get`` a background interaction (see ``execution.poll``)."""
+    try:
+        execution.poll(interaction_pk)
+    except TRANSIENT_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            execution.give_up(interaction_pk, exc)
+            return
+        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
