@@ -190,7 +190,7 @@ def request_manifest(method: str, path: str, body: dict[str, Any] | None) -> dic
 
 
 def _parsed(raw) -> Response:
-    return parse(raw.text, raw.status_code)
+    return parse(raw.http_response.text, raw.status_code)
 
 
 def create(body: dict[str, Any]) -> Response:
