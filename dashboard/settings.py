@@ -125,6 +125,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
         # Seconds between looks at the queue folder: short, so an approval reaches the worker
         # about as fast as with Redis.
@@ -133,6 +134,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport does not create its folders.
     (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("HANDOFF_TASK_QUEUE", "handoff")
 # Tasks are idempotent (see runs/execution.py), so a task is acknowledged only once it has run:
 # a worker killed mid-task gets its task redelivered instead of lost.

@@ -36,7 +36,7 @@ class Run(models.Model):
     # What the first interaction sends as ``input``: a string, or a list of content blocks/steps.
     input = models.JSONField()
     input_preview = models.CharField(max_length=300, blank=True)
-    # Names of registered tools whose declarations are sent with every interaction of the run.
+    # Tool declarations as the API takes them, sent with every interaction of the run.
     tools = models.JSONField(default=list, blank=True)
     background = models.BooleanField(default=False)
     system_instruction = models.TextField(blank=True)

@@ -1,0 +1,140 @@
+"""Rows for view tests, written straight with the ORM (no API, no worker).
+
+Plain functions with keyword arguments for what a test cares about and sensible defaults for
+the rest.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from approvals.models import Approval, arguments_hash
+from runs.models import Artifact, Interaction, Run, Step
+
+_ids = itertools.count(1)
+
+
+def make_run(
+    *,
+    status: str = Run.Status.COMPLETED,
+    model: str = "gemini-2.5-flash",
+    agent: str = "",
+    input: Any = "What is the status of order A-1001?",
+    output_text: str = "",
+    error: str = "",
+    total_tokens: int = 0,
+    created_by=None,
+    created_at=None,
+    **fields: Any,
+) -> Run:
+    created_at = created_at or timezone.now()
+    finished = status in Run.FINAL_STATUSES
+    return Run.objects.create(
+        status=status,
+        model="" if agent else model,
+        agent=agent,
+        input=input,
+        input_preview=input if isinstance(input, str) else str(input)[:300],
+        output_text=output_text,
+        error=error,
+        total_tokens=total_tokens,
+        created_by=created_by,
+        created_at=created_at,
+        finished_at=fields.pop("finished_at", created_at + timedelta(seconds=3) if finished else None),
+        **fields,
+    )
+
+
+def make_interaction(
+    run: Run,
+    *,
+    sequence: int | None = None,
+    status: str = Interaction.Status.COMPLETED,
+    request: dict[str, Any] | None = None,
+    usage: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Interaction:
+    if sequence is None:
+        sequence = run.interactions.count()
+    now = timezone.now()
+    return Interaction.objects.create(
+        run=run,
+        sequence=sequence,
+        interaction_id=fields.pop("interaction_id", f"v1_test{next(_ids):06d}"),
+        request=request if request is not None else {"model": run.target, "input": run.input},
+        dispatch=fields.pop("dispatch", Interaction.Dispatch.SENT),
+        status=status,
+        usage=usage,
+        sent_at=fields.pop("sent_at", now),
+        finished_at=fields.pop("finished_at", now + timedelta(milliseconds=850)),
+        sdk_version=fields.pop("sdk_version", "3.3.0"),
+        **fields,
+    )
+
+
+def make_step(interaction: Interaction, data: dict[str, Any], *, index: int | None = None) -> Step:
+    """A step from a dict as the API sends it (``type``, and ``id`` or ``call_id``)."""
+    if index is None:
+        index = interaction.steps.count()
+    step_type = str(data.get("type") or "")
+    call_id = data.get("id") if step_type.endswith("_call") else data.get("call_id")
+    return Step.objects.create(
+        interaction=interaction, index=index, type=step_type, call_id=call_id or "",
+        name=data.get("name") or "", data=data,
+    )
+
+
+def text_output(text: str) -> dict[str, Any]:
+    return {"type": "model_output", "content": [{"type": "text", "text": text}]}
+
+
+def function_call(name: str = "issue_refund", arguments: dict[str, Any] | None = None, call_id: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": call_id or f"call_{next(_ids):04d}",
+        "name": name,
+        "arguments": arguments if arguments is not None else {"order_id": "A-1003", "amount": 1450.0, "reason": "Damaged"},
+    }
+
+
+def make_approval(
+    interaction: Interaction,
+    step: Step,
+    *,
+    status: str = Approval.Status.PENDING,
+    policy: str = "Refunds above $200 need a reviewer ($1,450.00).",
+    requires_manual_result: bool = False,
+    **fields: Any,
+) -> Approval:
+    arguments = step.data.get("arguments") or {}
+    return Approval.objects.create(
+        run=interaction.run,
+        interaction=interaction,
+        call_id=step.call_id,
+        function_name=step.name,
+        arguments=arguments,
+        arguments_hash=arguments_hash(arguments),
+        status=status,
+        policy=policy,
+        requires_manual_result=requires_manual_result,
+        **fields,
+    )
+
+
+def make_pending_approval(
+    *, name: str = "issue_refund", arguments: dict[str, Any] | None = None, requires_manual_result: bool = False
+) -> Approval:
+    """A run waiting for approval of one function call, as the worker leaves it."""
+    run = make_run(status=Run.Status.WAITING_FOR_APPROVAL, input="Refund order A-1003, it arrived broken.")
+    interaction = make_interaction(run, status=Interaction.Status.REQUIRES_ACTION)
+    step = make_step(interaction, function_call(name, arguments))
+    return make_approval(interaction, step, requires_manual_result=requires_manual_result)
+
+
+def make_artifact(interaction: Interaction, *, kind: str = Artifact.Kind.USAGE, content: str = '{"total_tokens": 10}',
+                  media_type: str = "application/json") -> Artifact:
+    return Artifact.objects.create(interaction=interaction, kind=kind, content=content, media_type=media_type)
