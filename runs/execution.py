@@ -431,7 +431,8 @@ def record(interaction: Interaction, response: gemini.Response) -> None:
     if settings.CAPTURE_RAW_PAYLOADS:
         _save_artifact(interaction, Artifact.Kind.RAW_RESPONSE, response.body)
     if stable:
-        _save_artifact(interaction, Artifact.Kind.OUTPUT_TEXT, interaction.output_text, media_type="text/plain")
+        if interaction.output_text:
+            _save_artifact(interaction, Artifact.Kind.OUTPUT_TEXT, interaction.output_text, media_type="text/plain")
         if interaction.usage:
             _save_artifact(interaction, Artifact.Kind.USAGE, json.dumps(interaction.usage, indent=2))
 

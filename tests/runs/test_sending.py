@@ -1,0 +1,113 @@
+"""Sending an interaction intent: exactly once, and an honest record when the outcome is unknown."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from runs import execution, gemini
+from runs.models import Artifact, Interaction, Run
+
+
+def intent(text: str) -> Interaction:
+    run = Run.objects.create(model="gemini-3-flash-preview", input=text)
+    return Interaction.objects.create(run=run, sequence=0, request=execution.build_request(run, input=text))
+
+
+def test_a_claim_left_by_a_dead_worker_is_marked_unknown_and_never_resent(db, api):
+    interaction = intent("Hello")
+    Interaction.objects.filter(pk=interaction.pk).update(
+        dispatch=Interaction.Dispatch.SENDING, sent_at=timezone.now() - execution.sending_lease() - timedelta(seconds=1)
+    )
+
+    execution.send(interaction.pk)
+
+    interaction.refresh_from_db()
+    assert interaction.dispatch == Interaction.Dispatch.UNKNOWN
+    assert "does not send it again" in interaction.error
+    interaction.run.refresh_from_db()
+    assert interaction.run.status == Run.Status.FAILED
+    assert api.requests_for(method="POST") == []
+
+
+def test_a_claim_still_within_its_lease_is_left_to_its_worker(db, api):
+    interaction = intent("Hello")
+    Interaction.objects.filter(pk=interaction.pk).update(dispatch=Interaction.Dispatch.SENDING, sent_at=timezone.now())
+
+    with pytest.raises(execution.StillSending) as raised:
+        execution.send(interaction.pk)
+
+    assert 0 < raised.value.seconds <= execution.sending_lease().total_seconds()
+    interaction.refresh_from_db()
+    assert interaction.dispatch == Interaction.Dispatch.SENDING
+    assert api.requests_for(method="POST") == []
+
+
+@pytest.fixture
+def short_timeout(settings):
+    settings.GEMINI_TIMEOUT_MS = 500
+    gemini.client.cache_clear()
+    yield
+    gemini.client.cache_clear()
+
+
+def test_a_timed_out_create_is_recorded_as_unknown_not_retried(db, api, short_timeout):
+    interaction = intent("Take your time [fault:slow=1.5]")
+
+    execution.send(interaction.pk)
+
+    interaction.refresh_from_db()
+    assert interaction.dispatch == Interaction.Dispatch.UNKNOWN
+    assert "timed out after 500 ms" in interaction.error
+    interaction.run.refresh_from_db()
+    assert interaction.run.status == Run.Status.FAILED
+    assert len(api.requests_for(method="POST", path_suffix="/interactions")) == 1
+
+
+def test_a_rate_limited_create_goes_back_to_pending_for_a_retry(db, api):
+    interaction = intent("Busy [fault:429]")
+
+    with pytest.raises(Exception) as raised:
+        execution.send(interaction.pk)
+
+    assert execution.is_retryable(raised.value)
+    interaction.refresh_from_db()
+    assert interaction.dispatch == Interaction.Dispatch.PENDING
+    assert "429" in interaction.error
+
+
+def test_a_client_error_fails_the_run_with_the_api_message(db, api):
+    run = Run.objects.create(model="gemini-3-flash-preview", input="x")
+    interaction = Interaction.objects.create(
+        run=run, sequence=1, request=execution.build_request(run, input="x", previous_interaction_id="v1_missing"),
+    )
+
+    execution.send(interaction.pk)
+
+    interaction.refresh_from_db()
+    assert interaction.dispatch == Interaction.Dispatch.ERROR
+    assert interaction.error.startswith("HTTP 404")
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED and run.error == interaction.error
+
+
+def test_raw_payloads_are_kept_only_when_capture_is_on(db, api, settings):
+    settings.CAPTURE_RAW_PAYLOADS = True
+    interaction = intent("Keep everything")
+
+    execution.send(interaction.pk)
+
+    kinds = set(interaction.artifacts.values_list("kind", flat=True))
+    assert {Artifact.Kind.RAW_REQUEST, Artifact.Kind.RAW_RESPONSE, Artifact.Kind.REQUEST_MANIFEST} <= kinds
+    raw = interaction.artifacts.get(kind=Artifact.Kind.RAW_RESPONSE).content
+    assert '"status": "completed"' in raw or '"status":"completed"' in raw
+
+
+def test_polling_backs_off_exponentially_up_to_the_cap(settings):
+    settings.POLL_INITIAL_DELAY = 1
+    settings.POLL_MAX_DELAY = 60
+
+    delays = [execution.poll_delay(n) for n in range(10)]
+
+    assert delays[:7] == [1, 2, 4, 8, 16, 32, 60]
+    assert set(delays[6:]) == {60}
