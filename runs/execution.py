@@ -75,8 +75,9 @@ def register_hooks(*, record_event: Callable[..., None], handle_requires_action:
 # --- Starting and continuing -----------------------------------------------------------------
 
 
-def input_preview(value: Any, limit: int = 300) -> str:
-    """A one-line preview of an ``input`` value: the text of a string or of its text blocks."""
+def input_preview(value: Any, limit: int | None = 300) -> str:
+    """A one-line preview of an ``input`` value: the text of a string or of its text blocks,
+    cut to ``limit`` characters (``None``: whole)."""
     if isinstance(value, str):
         text = value
     else:
@@ -96,7 +97,7 @@ def input_preview(value: Any, limit: int = 300) -> str:
         walk(value)
         text = " ".join(texts) or json.dumps(value)[:limit]
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def build_request(run: Run, *, input: Any = None, previous_interaction_id: str = "", **extra: Any) -> dict[str, Any]:
@@ -134,6 +135,7 @@ def create_run(
     system_instruction: str = "",
     generation_config: dict[str, Any] | None = None,
     created_by=None,
+    source_run: Run | None = None,
 ) -> Run:
     """Create a run and the intent of its first interaction, and queue the send.
 
@@ -142,10 +144,13 @@ def create_run(
     """
     if bool(model) == bool(agent):
         raise ValueError("Give exactly one of model and agent.")
+    tools = tools or []
     run = Run.objects.create(
-        model=model, agent=agent, input=input, input_preview=input_preview(input),
-        tools=tools or [], background=background, system_instruction=system_instruction,
-        generation_config=generation_config, created_by=created_by,
+        model=model, agent=agent, input=input, input_text=input_preview(input, limit=None),
+        input_preview=input_preview(input), tools=tools,
+        tool_names="".join(f",{t['name']}" for t in tools if t.get("name")) + ("," if tools else ""),
+        background=background, system_instruction=system_instruction,
+        generation_config=generation_config, created_by=created_by, source_run=source_run,
     )
     interaction = Interaction.objects.create(run=run, sequence=0, request=build_request(run, input=input))
     hooks.record_event(
@@ -495,14 +500,15 @@ def _advance_run(run: Run, interaction: Interaction, delay: float | None, contin
 def _set_run_status(run: Run, status: str) -> None:
     """Move ``run`` to ``status`` and record the change (no-op when unchanged). A final run
     stays final."""
-    run.refresh_from_db(fields=["status", "finished_at"])
+    run.refresh_from_db(fields=["status", "finished_at", "duration_ms"])
     if run.status == status or run.status in Run.FINAL_STATUSES:
         return
     before = run.status
     run.status = status
     if status in Run.FINAL_STATUSES:
         run.finished_at = timezone.now()
-    run.save(update_fields=["status", "finished_at"])
+        run.duration_ms = int((run.finished_at - run.created_at).total_seconds() * 1000)
+    run.save(update_fields=["status", "finished_at", "duration_ms"])
     hooks.record_event(
         actor=SYSTEM_ACTOR, verb="run.status_changed", obj=run, run=run,
         before={"status": before}, after={"status": status},

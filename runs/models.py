@@ -8,10 +8,33 @@ Names follow the API (google-genai 3.3.0, ``google.genai.interactions``): an *in
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection, models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+
+
+# The document the run list's full-text search matches; the GIN index is built on this exact
+# expression so PostgreSQL can use it.
+SEARCH_CONFIG = "english"
+SEARCH_VECTOR = SearchVector("input_text", "output_text", config=SEARCH_CONFIG)
+
+
+class RunQuerySet(models.QuerySet):
+    def search(self, text: str) -> "RunQuerySet":
+        """Runs whose inputs or output text match ``text``: PostgreSQL full-text search
+        (``websearch_to_tsquery``: quoted phrases, ``or``, ``-word``) over the GIN index; a
+        case-insensitive substring match on other databases."""
+        if connection.vendor == "postgresql":
+            return self.annotate(search=SEARCH_VECTOR).filter(
+                search=SearchQuery(text, config=SEARCH_CONFIG, search_type="websearch")
+            )
+        return self.filter(Q(input_text__icontains=text) | Q(output_text__icontains=text))
+
+    def using_tool(self, name: str) -> "RunQuerySet":
+        return self.filter(tool_names__contains=f",{name},")
 
 
 class Run(models.Model):
@@ -35,9 +58,13 @@ class Run(models.Model):
     agent = models.CharField(max_length=200, blank=True)
     # What the first interaction sends as ``input``: a string, or a list of content blocks/steps.
     input = models.JSONField()
+    # The text of every user input of the run (the first and any continuation), for search.
+    input_text = models.TextField(blank=True)
     input_preview = models.CharField(max_length=300, blank=True)
     # Tool declarations as the API takes them, sent with every interaction of the run.
     tools = models.JSONField(default=list, blank=True)
+    # The declared tools' names as ",name,name," so "tool used" filters with one LIKE.
+    tool_names = models.CharField(max_length=1000, blank=True)
     background = models.BooleanField(default=False)
     system_instruction = models.TextField(blank=True)
     generation_config = models.JSONField(null=True, blank=True)
@@ -46,6 +73,8 @@ class Run(models.Model):
     error = models.TextField(blank=True)
     output_text = models.TextField(blank=True)
     total_tokens = models.PositiveIntegerField(default=0)
+    # Set when the run ends (from created_at to finished_at); the list sorts on it.
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -53,6 +82,13 @@ class Run(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    # The run this one repeats ("Run again"), if any.
+    source_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -63,8 +99,17 @@ class Run(models.Model):
             ),
         ]
         indexes = [
+            # One per sort order of the run list, and one per equality filter with the default
+            # order, so every page is an index range scan (keyset pagination).
             models.Index(fields=["-created_at", "-id"], name="run_created_idx"),
+            models.Index(fields=["-duration_ms", "-id"], name="run_duration_idx"),
+            models.Index(fields=["-total_tokens", "-id"], name="run_tokens_idx"),
             models.Index(fields=["status", "-created_at", "-id"], name="run_status_created_idx"),
+            models.Index(fields=["model", "-created_at", "-id"], name="run_model_created_idx"),
+            models.Index(fields=["agent", "-created_at", "-id"], name="run_agent_created_idx"),
+            models.Index(fields=["created_by", "-created_at", "-id"], name="run_creator_created_idx"),
+            # Full-text search over inputs and output text (PostgreSQL only: see migration 0002).
+            GinIndex(SEARCH_VECTOR, name="run_search_idx"),
         ]
 
     def __str__(self) -> str:
@@ -83,11 +128,18 @@ class Run(models.Model):
         return self.model or self.agent
 
     @property
-    def duration_ms(self) -> int | None:
+    def elapsed_ms(self) -> int | None:
+        """The run's duration, or for an active run the time it has run so far (ms)."""
+        if self.duration_ms is not None:
+            return self.duration_ms
         end = self.finished_at or (timezone.now() if self.is_active else None)
         if end is None:
             return None
         return int((end - self.created_at).total_seconds() * 1000)
+
+    @property
+    def error_summary(self) -> str:
+        return self.error.strip().splitlines()[0] if self.error.strip() else ""
 
 
 class Interaction(models.Model):
