@@ -308,6 +308,26 @@ def settle_function_calls(interaction: Interaction) -> str:
     return Run.Status.WAITING_FOR_APPROVAL if waiting else Run.Status.RUNNING
 
 
+def expire_for_cancelled_run(*, run: Run, by) -> None:
+    """Close the pending approvals of a cancelled run (status ``expired``), each with its event.
+
+    Registered as ``runs.execution.hooks.run_cancelled``; runs inside the cancel's transaction.
+    """
+    from approvals import audit
+
+    now = timezone.now()
+    for approval in Approval.objects.select_for_update().filter(run=run, status=Approval.Status.PENDING):
+        approval.status = Approval.Status.EXPIRED
+        approval.decided_at = now
+        approval.reason = f"The run was cancelled by {by.get_username() if by else 'the system'}."
+        approval.save(update_fields=["status", "decided_at", "reason"])
+        audit.record(
+            actor=by or "system:worker", verb="approval.expired", obj=approval, run=run,
+            before={"status": Approval.Status.PENDING},
+            after={"status": Approval.Status.EXPIRED, "call_id": approval.call_id, "reason": approval.reason},
+        )
+
+
 class AuditEventQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise TypeError("Audit events are append-only.")

@@ -1,4 +1,5 @@
-"""The overview page."""
+"""The overview page and the start-a-run page (it lists the registered tools, so it lives above
+both runs and approvals)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from datetime import timedelta
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from approvals.models import is_auditor
+from dashboard.forms import StartRunForm
+from runs import execution
+from runs.forms import TrackForm
 from runs.models import Run
 
 RECENT_FAILURES = 5
@@ -48,3 +52,20 @@ def home(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         template += "#overview"
     return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def start_run(request: HttpRequest) -> HttpResponse:
+    """A form to start a run (model or agent, input, registered tools, background, system
+    instruction); a valid POST starts it and redirects to its page. Also offers tracking an
+    interaction started elsewhere (the form posts to ``runs:track``)."""
+    form = StartRunForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        run = execution.create_run(created_by=request.user, **form.run_options())
+        return redirect(run)
+    return render(
+        request, "dashboard/start_run.html",
+        {"form": form, "track_form": TrackForm()},
+        status=400 if form.is_bound else 200,
+    )

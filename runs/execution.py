@@ -62,14 +62,22 @@ class Hooks:
     record_event: Callable[..., None] = _no_event
     # handle_requires_action(interaction) -> the run's new status (a Run.Status value)
     handle_requires_action: Callable[[Interaction], str] = _no_action_handler
+    # run_cancelled(run, by) -> None: what waited on the run (pending approvals) is closed.
+    run_cancelled: Callable[..., None] = _no_event
 
 
 hooks = Hooks()
 
 
-def register_hooks(*, record_event: Callable[..., None], handle_requires_action: Callable[[Interaction], str]) -> None:
+def register_hooks(
+    *,
+    record_event: Callable[..., None],
+    handle_requires_action: Callable[[Interaction], str],
+    run_cancelled: Callable[..., None],
+) -> None:
     hooks.record_event = record_event
     hooks.handle_requires_action = handle_requires_action
+    hooks.run_cancelled = run_cancelled
 
 
 # --- Starting and continuing -----------------------------------------------------------------
@@ -198,6 +206,131 @@ def _queue_poll(interaction: Interaction, delay: float) -> None:
     transaction.on_commit(lambda: poll_interaction.apply_async((pk,), countdown=delay))
 
 
+class CannotDoThat(Exception):
+    """An action that does not fit the run's state (cancel a finished run, continue an active
+    one, track an interaction already tracked). The message says why, for a person."""
+
+
+@transaction.atomic
+def cancel_run(run_pk: int, *, by) -> Run:
+    """Cancel an active run as ``by``: no further interaction is sent, pending approvals close,
+    and a background interaction still running on the API is cancelled there by a task
+    (``interactions.cancel``, which applies to running background interactions only).
+
+    Raises ``CannotDoThat`` for a run that is not active."""
+    run = Run.objects.select_for_update().get(pk=run_pk)
+    if not run.is_active:
+        raise CannotDoThat(f"Run {run.pk} is {run.get_status_display().lower()}: only an active run can be cancelled.")
+    run.cancelled_by = by
+    run.save(update_fields=["cancelled_by"])
+    hooks.record_event(actor=by, verb="run.cancelled", obj=run, run=run, before={"status": run.status}, after={"status": Run.Status.CANCELLED})
+    _set_run_status(run, Run.Status.CANCELLED)
+    run.interactions.filter(dispatch=Interaction.Dispatch.PENDING).update(
+        dispatch=Interaction.Dispatch.ERROR, error="Not sent: the run was cancelled first.", finished_at=timezone.now()
+    )
+    hooks.run_cancelled(run=run, by=by)
+    live = run.interactions.filter(
+        dispatch=Interaction.Dispatch.SENT, status__in=[Interaction.Status.QUEUED, Interaction.Status.IN_PROGRESS]
+    )
+    from runs.tasks import cancel_interaction
+
+    for pk in live.values_list("pk", flat=True):
+        transaction.on_commit(lambda pk=pk: cancel_interaction.delay(pk))
+    return run
+
+
+def cancel_remote(interaction_pk: int) -> None:
+    """``interactions.cancel`` a background interaction of a cancelled run and record what the
+    API answers. An API refusal (it finished meanwhile) is noted on the interaction; the run stays
+    cancelled. Raises the SDK's retryable errors for the task to retry."""
+    interaction = Interaction.objects.select_related("run").get(pk=interaction_pk)
+    if interaction.is_stable:
+        return
+    try:
+        response = gemini.cancel(interaction.interaction_id)
+    except gemini.MalformedResponse as exc:
+        Interaction.objects.filter(pk=interaction_pk).update(error=f"Cancel: {exc}")
+        return
+    except api_errors.APIStatusError as exc:
+        if is_retryable(exc):
+            raise
+        Interaction.objects.filter(pk=interaction_pk).update(error=f"Cancel refused: {gemini.describe_error(exc)}")
+        return
+    record(interaction, response)
+
+
+@transaction.atomic
+def continue_run(run_pk: int, *, text: str, by) -> Interaction:
+    """Continue a completed run with a new user message: a new interaction chained to the last
+    one with ``previous_interaction_id`` (the API keeps the conversation). Raises
+    ``CannotDoThat`` unless the run is completed and its last interaction has an id."""
+    run = Run.objects.select_for_update().get(pk=run_pk)
+    last = run.interactions.order_by("-sequence").first()
+    if run.status != Run.Status.COMPLETED or last is None or not last.interaction_id:
+        raise CannotDoThat("Only a completed run can be continued.")
+    follow_up = Interaction.objects.create(
+        run=run, sequence=last.sequence + 1, previous_interaction_id=last.interaction_id,
+        request=build_request(run, input=text, previous_interaction_id=last.interaction_id),
+    )
+    before = run.status
+    run.status = Run.Status.RUNNING
+    run.finished_at = None
+    run.duration_ms = None
+    run.input_text = f"{run.input_text}\n{text}".strip()
+    run.save(update_fields=["status", "finished_at", "duration_ms", "input_text"])
+    hooks.record_event(
+        actor=by, verb="run.continued", obj=run, run=run,
+        before={"status": before}, after={"status": run.status, "input": input_preview(text)},
+    )
+    _queue_send(follow_up)
+    return follow_up
+
+
+def rerun(run_pk: int, *, by) -> Run:
+    """A new run with the same request as run ``run_pk`` (model or agent, input, tools, options)."""
+    source = Run.objects.get(pk=run_pk)
+    return create_run(
+        model=source.model, agent=source.agent, input=source.input, tools=source.tools,
+        background=source.background, system_instruction=source.system_instruction,
+        generation_config=source.generation_config, created_by=by, source_run=source,
+    )
+
+
+def track_interaction(interaction_id: str, *, by) -> Run:
+    """Record an interaction started elsewhere as a new run: ``interactions.get`` it (with its
+    input), store it, and poll it if it is still running.
+
+    Raises ``CannotDoThat`` when it is tracked already, and the SDK's errors (``NotFoundError``
+    for an unknown id) and ``gemini.MalformedResponse`` as ``gemini.get`` does."""
+    interaction_id = interaction_id.strip()
+    existing = Interaction.objects.filter(interaction_id=interaction_id).select_related("run").first()
+    if existing:
+        raise CannotDoThat(f"{interaction_id} is already recorded in run {existing.run_id}.")
+    response = gemini.get(interaction_id, include_input=True)
+    payload = response.payload
+    with transaction.atomic():
+        model, agent = str(payload.get("model") or ""), str(payload.get("agent") or "")
+        if bool(model) == bool(agent):
+            model, agent = model or "unknown", ""
+        input = payload.get("input", "")
+        tools = [t for t in payload.get("tools") or [] if isinstance(t, dict)]
+        run = Run.objects.create(
+            model=model, agent=agent, input=input, input_text=input_preview(input, limit=None),
+            input_preview=input_preview(input), tools=tools,
+            tool_names="".join(f",{t['name']}" for t in tools if t.get("name")) + ("," if tools else ""),
+            background=bool(payload.get("background")) or response.status in ("queued", "in_progress"),
+            system_instruction=str(payload.get("system_instruction") or ""), created_by=by,
+        )
+        interaction = Interaction.objects.create(
+            run=run, sequence=0, interaction_id=interaction_id, dispatch=Interaction.Dispatch.SENDING,
+            previous_interaction_id=str(payload.get("previous_interaction_id") or ""),
+            request={}, sent_at=timezone.now(),
+        )
+        hooks.record_event(actor=by, verb="run.tracked", obj=run, run=run, after={"interaction_id": interaction_id})
+        record(interaction, response)
+    return run
+
+
 # --- Sending ---------------------------------------------------------------------------------
 
 
@@ -233,9 +366,9 @@ def send(interaction_pk: int) -> None:
     claim that has not yet run out.
     """
     now = timezone.now()
-    claimed = Interaction.objects.filter(pk=interaction_pk, dispatch=Interaction.Dispatch.PENDING).update(
-        dispatch=Interaction.Dispatch.SENDING, sent_at=now, error=""
-    )
+    claimed = Interaction.objects.filter(
+        pk=interaction_pk, dispatch=Interaction.Dispatch.PENDING, run__status__in=Run.ACTIVE_STATUSES
+    ).update(dispatch=Interaction.Dispatch.SENDING, sent_at=now, error="")
     if not claimed:
         _check_claimed_send(interaction_pk, now)
         return
@@ -471,6 +604,9 @@ def _function_results(request: dict[str, Any]) -> list[dict[str, Any]]:
 def _advance_run(run: Run, interaction: Interaction, delay: float | None, continuation_token: str | None) -> None:
     status = interaction.status
     S = Interaction.Status
+    run.refresh_from_db(fields=["status"])
+    if run.status == Run.Status.CANCELLED:
+        return  # recorded for the timeline, but nothing more is asked of the API
     if status in (S.QUEUED, S.IN_PROGRESS):
         _set_run_status(run, Run.Status.RUNNING)
         _queue_poll(interaction, delay)

@@ -204,9 +204,11 @@ def create(body: dict[str, Any]) -> Response:
     return _parsed(client().interactions.with_raw_response.create(**body))
 
 
-def get(interaction_id: str) -> Response:
-    """``interactions.get(interaction_id)``; raises as ``create`` does."""
-    return _parsed(client().interactions.with_raw_response.get(interaction_id))
+def get(interaction_id: str, include_input: bool = False) -> Response:
+    """``interactions.get(interaction_id)`` (with ``include_input`` the response carries the
+    interaction's ``input``); raises as ``create`` does."""
+    options = {"include_input": True} if include_input else {}
+    return _parsed(client().interactions.with_raw_response.get(interaction_id, **options))
 
 
 def cancel(interaction_id: str) -> Response:

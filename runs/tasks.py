@@ -42,3 +42,15 @@ def poll_interaction(self, interaction_pk: int) -> None:
             execution.give_up(interaction_pk, exc)
             return
         raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
+
+
+@shared_task(bind=True, max_retries=settings.GEMINI_TASK_MAX_RETRIES)
+def cancel_interaction(self, interaction_pk: int) -> None:
+    """``interactions.cancel`` a background interaction of a cancelled run (see
+    ``execution.cancel_remote``)."""
+    try:
+        execution.cancel_remote(interaction_pk)
+    except TRANSIENT_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            return  # the run is cancelled on Handoff's side already; the API lets it finish
+        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
