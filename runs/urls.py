@@ -7,4 +7,8 @@ urlpatterns = [
     path("", views.run_list, name="list"),
     path("<int:pk>/", views.run_detail, name="detail"),
     path("<int:pk>/artifacts/<int:artifact_pk>/", views.artifact, name="artifact"),
+    path("<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("<int:pk>/continue/", views.continue_run, name="continue"),
+    path("<int:pk>/rerun/", views.rerun, name="rerun"),
+    path("track/", views.track, name="track"),
 ]

@@ -13,6 +13,14 @@ from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from runs.models import Artifact, Interaction, Run, Step
+# The run actions (cancel, continue, run again, track) below.
+from django.contrib import messages  # noqa: E402
+from django.shortcuts import redirect  # noqa: E402
+from django.views.decorators.http import require_POST  # noqa: E402
+from google.genai import _interactions as api_errors  # noqa: E402
+
+from runs import execution, gemini  # noqa: E402
+from runs.forms import ContinueForm, TrackForm  # noqa: E402
 
 PAGE_SIZE = 50
 # Steps per page of a run's timeline: enough for nearly every run, bounded for the longest.
@@ -185,3 +193,69 @@ def artifact(request: HttpRequest, pk: int, artifact_pk: int) -> HttpResponse:
     filename = f"run-{pk}-interaction-{artifact.interaction.sequence}-{artifact.kind}.{'json' if is_json else 'txt'}"
     response["Content-Disposition"] = content_disposition_header(True, filename)
     return response
+
+
+# --- Actions ---------------------------------------------------------------------------------
+# Plain POST forms: redirect after POST, a message says what happened; they work without
+# JavaScript.
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancel an active run (``execution.cancel_run``); the run records who cancelled it."""
+    run = get_object_or_404(Run, pk=pk)
+    try:
+        execution.cancel_run(run.pk, by=request.user)
+    except execution.CannotDoThat as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Run {run.pk} cancelled.")
+    return redirect(run)
+
+
+@login_required
+@require_POST
+def continue_run(request: HttpRequest, pk: int) -> HttpResponse:
+    """Continue a completed run with a new user message (``previous_interaction_id``)."""
+    run = get_object_or_404(Run, pk=pk)
+    form = ContinueForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Write the message to continue the run with.")
+        return redirect(run)
+    try:
+        execution.continue_run(run.pk, text=form.cleaned_data["text"], by=request.user)
+    except execution.CannotDoThat as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Message sent: the run goes on.")
+    return redirect(run)
+
+
+@login_required
+@require_POST
+def rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start a new run with the same request as this one."""
+    source = get_object_or_404(Run, pk=pk)
+    run = execution.rerun(source.pk, by=request.user)
+    messages.success(request, f"Run {run.pk} started with the request of run {source.pk}.")
+    return redirect(run)
+
+
+@login_required
+@require_POST
+def track(request: HttpRequest) -> HttpResponse:
+    """Track an interaction started elsewhere: fetch it with ``interactions.get``, record it as
+    a run, poll it if it is still running. Errors (unknown id, API down) go back to the form."""
+    form = TrackForm(request.POST)
+    if form.is_valid():
+        try:
+            run = execution.track_interaction(form.cleaned_data["interaction_id"], by=request.user)
+        except execution.CannotDoThat as exc:
+            form.add_error("interaction_id", str(exc))
+        except (api_errors.APIError, gemini.MalformedResponse) as exc:
+            form.add_error("interaction_id", f"Could not fetch it: {gemini.describe_error(exc)}")
+        else:
+            messages.success(request, f"Tracking {run.interactions.get().interaction_id} as run {run.pk}.")
+            return redirect(run)
+    return render(request, "runs/track.html", {"track_form": form}, status=400)
