@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -30,14 +31,27 @@ def arguments_hash(arguments: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def in_group(user, group: str) -> bool:
+    return user.is_authenticated and user.groups.filter(name=group).exists()
+
+
 def is_reviewer(user) -> bool:
-    return user.is_authenticated and user.groups.filter(name=REVIEWERS_GROUP).exists()
+    return in_group(user, REVIEWERS_GROUP)
 
 
 def is_auditor(user) -> bool:
     return user.is_authenticated and (
         user.is_superuser or user.groups.filter(name__in=[AUDITORS_GROUP, REVIEWERS_GROUP]).exists()
     )
+
+
+CLAIM_LEASE = timedelta(minutes=10)
+
+
+class DecisionRefused(Exception):
+    """A decision that cannot be taken as asked (stale arguments, a missing result or reason, a
+    claim held by someone else, the same person approving twice). The message says why, for
+    the person who asked."""
 
 
 class ApprovalQuerySet(models.QuerySet):
@@ -47,14 +61,31 @@ class ApprovalQuerySet(models.QuerySet):
     def unsettled(self):
         return self.filter(settled_at__isnull=True)
 
+    def claimed(self, now=None):
+        return self.filter(status=Approval.Status.PENDING, claimed_until__gt=now or timezone.now())
+
+    def unclaimed(self, now=None):
+        now = now or timezone.now()
+        return self.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now), status=Approval.Status.PENDING)
+
+    def decidable_by(self, user):
+        """Pending approvals ``user`` may decide: their approver group is one of the user's."""
+        return self.pending().filter(approver_group__in=user.groups.values("name"))
+
 
 class Approval(models.Model):
     """One ``function_call`` step of a ``requires_action`` interaction and how it was settled.
 
     Every call of such an interaction gets a row, so "is every call settled?" is one query. Calls
-    that policy runs at once are ``auto``; the others are ``pending`` until a reviewer decides.
-    A call is *settled* once its ``function_result`` is ready (``settled_at`` is set); the
-    follow-up interaction is created when every call of the interaction is settled.
+    that policy runs at once are ``auto``; the others are ``pending`` until enough reviewers
+    decide (``approvals_required``; two for four-eyes). A call is *settled* once its
+    ``function_result`` is ready (``settled_at`` is set); the follow-up interaction is created when
+    every call of the interaction is settled.
+
+    ``arguments`` are the model's, never changed; a reviewer who edits them before approving
+    stores ``edited_arguments``, and ``arguments_hash`` is always the hash of the arguments in
+    force (the edited ones if any), so a decision made on what was shown before an edit is
+    refused.
     """
 
     class Status(models.TextChoices):
@@ -64,6 +95,10 @@ class Approval(models.Model):
         REJECTED = "rejected"
         EXPIRED = "expired"
 
+    class OnDeadline(models.TextChoices):
+        REJECT = "reject", "Reject as expired"
+        ESCALATE = "escalate", "Escalate to another group"
+
     DECIDED_STATUSES = (Status.APPROVED, Status.REJECTED, Status.EXPIRED)
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
@@ -71,15 +106,34 @@ class Approval(models.Model):
     call_id = models.CharField(max_length=200)
     function_name = models.CharField(max_length=200)
     arguments = models.JSONField(default=dict)
+    edited_arguments = models.JSONField(null=True, blank=True)
     arguments_hash = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     policy = models.CharField(max_length=300, help_text="Why policy settled or held the call.")
     # A call of a function Handoff has no body for can only be answered with a typed result.
     requires_manual_result = models.BooleanField(default=False)
 
+    # What policy requires (approvals.policies.Requirement), fixed when the call arrives.
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    approver_group = models.CharField(max_length=150, default=REVIEWERS_GROUP)
+    creator_may_approve = models.BooleanField(default=True)
+    allowed_decisions = models.JSONField(default=list)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    on_deadline = models.CharField(max_length=16, choices=OnDeadline.choices, default=OnDeadline.REJECT)
+    escalate_to = models.CharField(max_length=150, blank=True)
+    remind_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+
+    # A claim is a lease: the holder may decide; others see who holds it until it lapses.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-        related_name="decisions",
+        related_name="decisions_made",
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
@@ -106,10 +160,13 @@ class Approval(models.Model):
                 name="approval_rejection_has_reason",
                 condition=~Q(status="rejected") | ~Q(reason=""),
             ),
+            models.CheckConstraint(name="approval_needs_someone", condition=Q(approvals_required__gte=1)),
         ]
         indexes = [
             models.Index(fields=["status", "created_at"], name="approval_status_created_idx"),
             models.Index(fields=["function_name", "status"], name="approval_function_status_idx"),
+            models.Index(fields=["status", "deadline_at"], name="approval_status_deadline_idx"),
+            models.Index(fields=["status", "remind_at"], name="approval_status_remind_idx"),
         ]
 
     def __str__(self) -> str:
@@ -122,74 +179,267 @@ class Approval(models.Model):
     def is_pending(self) -> bool:
         return self.status == self.Status.PENDING
 
+    @property
+    def current_arguments(self) -> dict[str, Any]:
+        """The arguments in force: the reviewer's edit if there is one, else the model's."""
+        return self.edited_arguments if self.edited_arguments is not None else self.arguments
+
+    @property
+    def is_claimed(self) -> bool:
+        return self.is_pending and self.claimed_until is not None and self.claimed_until > timezone.now()
+
+    def approvals_so_far(self) -> int:
+        """Approve decisions that count: made on the arguments in force."""
+        return self.decisions.filter(verdict=Decision.Verdict.APPROVE, arguments_hash=self.arguments_hash).count()
+
+    # --- Claims --------------------------------------------------------------------------------
+
+    def claim(self, *, by, lease: timedelta = CLAIM_LEASE) -> bool:
+        """Claim this pending call for ``by`` until ``lease`` from now (renewing their own claim).
+        Returns ``False`` when someone else holds an unexpired claim or it is no longer pending.
+        Raises ``PermissionDenied`` when ``by`` may not decide it."""
+        from approvals import audit
+
+        self._check_group(by)
+        now = timezone.now()
+        with transaction.atomic():
+            won = Approval.objects.filter(
+                Q(claimed_until__isnull=True) | Q(claimed_until__lte=now) | Q(claimed_by=by),
+                pk=self.pk, status=self.Status.PENDING,
+            ).update(claimed_by=by, claimed_until=now + lease)
+            if won:
+                audit.record(actor=by, verb="approval.claimed", obj=self, run=self.run,
+                             after={"call_id": self.call_id, "until": (now + lease).isoformat()})
+        self.refresh_from_db()
+        return bool(won)
+
+    @classmethod
+    def claim_next(cls, *, by, queryset=None, lease: timedelta = CLAIM_LEASE) -> "Approval | None":
+        """Claim the oldest unclaimed pending call ``by`` may decide (from ``queryset`` if
+        given). Rows other reviewers are claiming at this instant are skipped, not waited for
+        (``SELECT … FOR UPDATE SKIP LOCKED``), so many reviewers pulling work from one queue
+        never get the same item. Returns the claimed approval or ``None``."""
+        from approvals import audit
+
+        now = timezone.now()
+        base = (queryset if queryset is not None else cls.objects.all()).decidable_by(by)
+        with transaction.atomic():
+            approval = (
+                base.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+                .exclude(decisions__user=by)
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("created_at", "id")
+                .first()
+            )
+            if approval is None:
+                return None
+            approval.claimed_by, approval.claimed_until = by, now + lease
+            approval.save(update_fields=["claimed_by", "claimed_until"])
+            audit.record(actor=by, verb="approval.claimed", obj=approval, run=approval.run,
+                         after={"call_id": approval.call_id, "until": approval.claimed_until.isoformat()})
+        return approval
+
+    def release(self, *, by) -> bool:
+        """Give up a claim: its holder, or a superuser (an admin freeing a stuck item)."""
+        from approvals import audit
+
+        with transaction.atomic():
+            claims = Approval.objects.filter(pk=self.pk, claimed_by__isnull=False)
+            if not by.is_superuser:
+                claims = claims.filter(claimed_by=by)
+            held_by = self.claimed_by.get_username() if self.claimed_by else None
+            released = claims.update(claimed_by=None, claimed_until=None)
+            if released:
+                audit.record(actor=by, verb="approval.released", obj=self, run=self.run, before={"claimed_by": held_by})
+        self.refresh_from_db()
+        return bool(released)
+
     # --- Decisions -----------------------------------------------------------------------------
 
-    def approve(self, *, by, shown_hash: str, result: Any = None) -> bool:
+    def approve(self, *, by, shown_hash: str, result: Any = None, arguments: dict[str, Any] | None = None) -> bool:
         """Approve this call as ``by``, who was shown arguments hashing to ``shown_hash``.
 
-        The tool body then runs in a worker; a call Handoff has no body for is answered with
-        ``result`` (required then, refused otherwise). Returns whether this call won: ``False``
-        when the approval was already decided (a double click, another reviewer). Raises
-        ``PermissionDenied`` and ``DecisionRefused``.
+        ``arguments``: approve edited arguments instead (validated against the tool's JSON
+        schema; the model's stay in ``arguments``). ``result``: answer a call Handoff has no body
+        for (required then, refused otherwise). Once ``approvals_required`` different reviewers
+        have approved the arguments in force, the tool body runs in a worker.
+
+        Returns whether this decision counted: ``False`` when the call was already decided (a
+        double click, another reviewer). Raises ``PermissionDenied`` (not in the approver group,
+        or the run's creator where policy forbids it) and ``DecisionRefused``.
         """
-        from approvals import audit
+        from approvals import audit, tools
         from approvals.tasks import execute_function_call
 
-        check_can_decide(by)
+        kind = "respond" if result is not None else "edit" if arguments is not None else "approve"
         if self.requires_manual_result and result is None:
             raise DecisionRefused(f"{self.function_name} has no body in Handoff: type the result to send.")
-        if not self.requires_manual_result and result is not None:
-            raise DecisionRefused(f"{self.function_name} runs in Handoff: its result cannot be typed by hand.")
         with transaction.atomic():
-            if not self._decide(by, shown_hash, status=self.Status.APPROVED):
+            approval = self._locked_for_decision(by, shown_hash, kind)
+            if approval is None:
                 return False
+            if arguments is not None and "edit" not in approval.allowed_decisions:
+                raise DecisionRefused(f"{approval.function_name} does not allow this decision (edit).")
+            if arguments is not None and arguments != approval.current_arguments:
+                tools.validate_arguments(approval.function_name, arguments)  # DecisionRefused
+                approval.edited_arguments = arguments
+                approval.arguments_hash = arguments_hash(arguments)
+                audit.record(actor=by, verb="approval.edited", obj=approval, run=approval.run,
+                             before={"arguments": approval.arguments}, after={"arguments": arguments})
+            if approval.decisions.filter(user=by, verdict=Decision.Verdict.APPROVE,
+                                         arguments_hash=approval.arguments_hash).exists():
+                raise DecisionRefused("You approved this already: it needs another reviewer's approval.")
+            Decision.objects.create(approval=approval, user=by, verdict=Decision.Verdict.APPROVE,
+                                    arguments_hash=approval.arguments_hash, arguments=approval.current_arguments)
+            count = approval.approvals_so_far()
+            done = count >= approval.approvals_required
             audit.record(
-                actor=by, verb="approval.approved", obj=self, run=self.run,
+                actor=by, verb="approval.approved", obj=approval, run=approval.run,
                 before={"status": self.Status.PENDING},
-                after={"status": self.Status.APPROVED, "call_id": self.call_id,
-                       "function_name": self.function_name, "arguments": self.arguments,
+                after={"status": self.Status.APPROVED if done else self.Status.PENDING,
+                       "approvals": f"{count} of {approval.approvals_required}",
+                       "call_id": approval.call_id, "function_name": approval.function_name,
+                       "arguments": approval.current_arguments,
+                       **({"original_arguments": approval.arguments} if approval.edited_arguments is not None else {}),
                        **({"result": result} if result is not None else {})},
             )
-            if result is not None:
-                self.settle(result, is_error=False)
-            else:
-                pk = self.pk
+            if done:
+                approval.status = self.Status.APPROVED
+                approval.decided_by, approval.decided_at = by, timezone.now()
+                approval.claimed_by = approval.claimed_until = None
+            approval.save()
+            if done and result is not None:
+                approval.settle(result, is_error=False)
+            elif done:
+                pk = approval.pk
                 transaction.on_commit(lambda: execute_function_call.delay(pk))
+        self.refresh_from_db()
         return True
 
     def reject(self, *, by, shown_hash: str, reason: str) -> bool:
-        """Reject this call as ``by`` with ``reason`` (required). The model receives an error
-        ``function_result`` carrying the reason and the run goes on. Returns whether this call
-        won; raises ``PermissionDenied`` and ``DecisionRefused``."""
+        """Reject this call as ``by`` with ``reason`` (required). One rejection settles it: the
+        model receives an error ``function_result`` carrying the reason and the run goes on.
+        Returns whether this decision counted; raises ``PermissionDenied`` and
+        ``DecisionRefused``."""
         from approvals import audit
 
-        check_can_decide(by)
         reason = reason.strip()
         if not reason:
             raise DecisionRefused("A rejection needs a reason: the model is told it.")
         with transaction.atomic():
-            if not self._decide(by, shown_hash, status=self.Status.REJECTED, reason=reason):
+            approval = self._locked_for_decision(by, shown_hash, "reject")
+            if approval is None:
                 return False
+            Decision.objects.create(approval=approval, user=by, verdict=Decision.Verdict.REJECT, reason=reason,
+                                    arguments_hash=approval.arguments_hash, arguments=approval.current_arguments)
             result = {"error": f"A reviewer rejected this call: {reason}"}
+            approval.status = self.Status.REJECTED
+            approval.decided_by, approval.decided_at, approval.reason = by, timezone.now(), reason
+            approval.claimed_by = approval.claimed_until = None
+            approval.save()
             audit.record(
-                actor=by, verb="approval.rejected", obj=self, run=self.run,
+                actor=by, verb="approval.rejected", obj=approval, run=approval.run,
                 before={"status": self.Status.PENDING},
-                after={"status": self.Status.REJECTED, "call_id": self.call_id,
-                       "function_name": self.function_name, "arguments": self.arguments,
+                after={"status": self.Status.REJECTED, "call_id": approval.call_id,
+                       "function_name": approval.function_name, "arguments": approval.current_arguments,
                        "reason": reason, "result": result},
             )
-            self.settle(result, is_error=True)
+            approval.settle(result, is_error=True)
+        self.refresh_from_db()
         return True
 
-    def _decide(self, by, shown_hash: str, *, status: str, reason: str = "") -> bool:
-        now = timezone.now()
-        won = Approval.objects.filter(
-            pk=self.pk, status=self.Status.PENDING, arguments_hash=shown_hash
-        ).update(status=status, decided_by=by, decided_at=now, reason=reason)
-        self.refresh_from_db()
-        if not won and self.is_pending:
+    def _check_group(self, user) -> None:
+        if not in_group(user, self.approver_group):
+            raise PermissionDenied(f"Only members of the {self.approver_group} group may decide this call.")
+
+    def _locked_for_decision(self, by, shown_hash: str, kind: str) -> "Approval | None":
+        """This approval, locked (``SELECT … FOR UPDATE``) so decisions on it queue one behind
+        the other, after the checks every decision passes; ``None`` when it is no longer
+        pending. Call inside a transaction."""
+        approval = Approval.objects.select_for_update().select_related("run").get(pk=self.pk)
+        approval._check_group(by)
+        if kind != "reject" and not approval.creator_may_approve and approval.run.created_by_id == by.pk:
+            raise PermissionDenied("Policy: the person who started the run may not approve its calls.")
+        if kind not in approval.allowed_decisions:
+            raise DecisionRefused(f"{approval.function_name} does not allow this decision ({kind}).")
+        if not approval.is_pending:
+            return None
+        if approval.arguments_hash != shown_hash:
             raise DecisionRefused("The arguments changed since they were shown: reload the page and decide again.")
-        return bool(won)
+        if approval.is_claimed and approval.claimed_by_id != by.pk:
+            until = timezone.localtime(approval.claimed_until).strftime("%H:%M")
+            raise DecisionRefused(f"{approval.claimed_by.get_username()} has claimed this call until {until}.")
+        return approval
+
+    # --- Deadlines -----------------------------------------------------------------------------
+
+    def expire(self, *, now=None) -> bool:
+        """The deadline passed with no decision: escalate to ``escalate_to`` (once, with a new
+        deadline as long as the first) or reject as expired, sending the model an error result.
+        Conditional updates make a second run of the same check a no-op. Returns whether this
+        call changed the approval."""
+        from approvals import audit, notifications
+
+        now = now or timezone.now()
+        with transaction.atomic():
+            approval = Approval.objects.select_for_update().select_related("run").get(pk=self.pk)
+            if not approval.is_pending or approval.deadline_at is None or approval.deadline_at > now:
+                return False
+            if approval.on_deadline == self.OnDeadline.ESCALATE and approval.escalate_to and not approval.escalated_at:
+                window = approval.deadline_at - approval.created_at
+                before = {"approver_group": approval.approver_group, "deadline_at": approval.deadline_at.isoformat()}
+                approval.approver_group = approval.escalate_to
+                approval.escalated_at = now
+                approval.deadline_at = now + window
+                approval.on_deadline = self.OnDeadline.REJECT
+                approval.claimed_by = approval.claimed_until = None
+                approval.save()
+                audit.record(actor="system:deadlines", verb="approval.escalated", obj=approval, run=approval.run,
+                             before=before, after={"approver_group": approval.approver_group,
+                                                   "deadline_at": approval.deadline_at.isoformat()})
+                notifications.queue(approval, "escalated")
+                return True
+            approval.status = self.Status.EXPIRED
+            approval.decided_at = now
+            approval.reason = "No reviewer decided before the deadline."
+            approval.claimed_by = approval.claimed_until = None
+            approval.save()
+            result = {"error": "Expired: no reviewer decided before the deadline, so the call was not run."}
+            audit.record(actor="system:deadlines", verb="approval.expired", obj=approval, run=approval.run,
+                         before={"status": self.Status.PENDING},
+                         after={"status": self.Status.EXPIRED, "call_id": approval.call_id, "result": result})
+            approval.settle(result, is_error=True)
+        return True
+
+    def remind(self, *, now=None) -> bool:
+        """Send the reminder due before the deadline, once (conditional update)."""
+        from approvals import audit, notifications
+
+        now = now or timezone.now()
+        with transaction.atomic():
+            sent = Approval.objects.filter(
+                pk=self.pk, status=self.Status.PENDING, remind_at__lte=now, reminded_at__isnull=True
+            ).update(reminded_at=now)
+            if sent:
+                audit.record(actor="system:deadlines", verb="approval.reminded", obj=self, run=self.run,
+                             after={"approver_group": self.approver_group,
+                                    "deadline_at": self.deadline_at.isoformat() if self.deadline_at else None})
+                notifications.queue(self, "reminder")
+        return bool(sent)
+
+    @classmethod
+    def enforce_deadlines(cls, *, now=None) -> dict[str, int]:
+        """Send due reminders and act on passed deadlines; the periodic Celery beat job. Returns
+        the counts of reminders sent, escalations and expiries."""
+        now = now or timezone.now()
+        counts = {"reminded": 0, "escalated": 0, "expired": 0}
+        for approval in cls.objects.pending().filter(remind_at__lte=now, reminded_at__isnull=True):
+            counts["reminded"] += approval.remind(now=now)
+        for approval in cls.objects.pending().filter(deadline_at__lte=now):
+            escalating = approval.on_deadline == cls.OnDeadline.ESCALATE and approval.escalate_to and not approval.escalated_at
+            if approval.expire(now=now):
+                counts["escalated" if escalating else "expired"] += 1
+        return counts
 
     # --- Settling ------------------------------------------------------------------------------
 
@@ -208,16 +458,17 @@ class Approval(models.Model):
         ).update(execution_started_at=timezone.now())
         if not claimed:
             return False
+        self.refresh_from_db()
         tool = tools.get(self.function_name)
         try:
-            result, is_error = tool.function(**self.arguments), False
+            result, is_error = tool.function(**self.current_arguments), False
         except Exception as exc:  # the model is told, and decides what to do next
             result, is_error = {"error": f"{type(exc).__name__}: {exc}"}, True
         with transaction.atomic():
             audit.record(
                 actor="system:worker", verb="function_call.executed", obj=self, run=self.run,
                 after={"call_id": self.call_id, "function_name": self.function_name,
-                       "result": result, "is_error": is_error},
+                       "arguments": self.current_arguments, "result": result, "is_error": is_error},
             )
             self.settle(result, is_error=is_error)
         return True
@@ -255,9 +506,34 @@ class Approval(models.Model):
         return step
 
 
-class DecisionRefused(Exception):
-    """A decision that cannot be taken as asked (stale arguments, a missing result or reason).
-    The message says why, for the person who asked."""
+class Decision(models.Model):
+    """One reviewer's decision on an approval. An approval needing two approvals (four-eyes)
+    gets two approve decisions from different people; a decision counts only for the arguments
+    it was made on (``arguments_hash``)."""
+
+    class Verdict(models.TextChoices):
+        APPROVE = "approve"
+        REJECT = "reject"
+
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="decisions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_decisions")
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    reason = models.TextField(blank=True)
+    arguments = models.JSONField()
+    arguments_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # One person counts once for the same arguments: four-eyes needs two people.
+            models.UniqueConstraint(
+                fields=["approval", "user", "arguments_hash", "verdict"], name="decision_one_per_person"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.verdict} {self.approval}"
 
 
 def check_can_decide(user) -> None:
@@ -268,18 +544,20 @@ def check_can_decide(user) -> None:
 
 def settle_function_calls(interaction: Interaction) -> str:
     """Settle each ``function_call`` of a ``requires_action`` interaction by policy: calls that
-    may run at once are queued for execution; the others become pending approvals.
+    may run at once are queued for execution; the others become pending approvals carrying what
+    policy requires (how many approvals, from which group, by when).
 
     Registered as ``runs.execution.hooks.handle_requires_action``; runs inside the transaction
     that records the interaction. Returns the run's new status.
     """
-    from approvals import audit, policies
+    from approvals import audit, notifications, policies, tools
     from approvals.tasks import execute_function_call
 
     waiting = False
+    now = timezone.now()
     for step in interaction.function_calls():
         arguments = step.data.get("arguments") or {}
-        decision = policies.evaluate(step.name, arguments)
+        requirement = policies.evaluate(step.name, arguments)
         approval, created = Approval.objects.get_or_create(
             interaction=interaction,
             call_id=step.call_id,
@@ -288,9 +566,18 @@ def settle_function_calls(interaction: Interaction) -> str:
                 "function_name": step.name,
                 "arguments": arguments,
                 "arguments_hash": arguments_hash(arguments),
-                "status": Approval.Status.PENDING if decision.needs_approval else Approval.Status.AUTO,
-                "policy": decision.reason,
-                "requires_manual_result": decision.manual_result,
+                "status": Approval.Status.PENDING if requirement.needs_approval else Approval.Status.AUTO,
+                "policy": requirement.reason,
+                "requires_manual_result": requirement.manual_result,
+                "approvals_required": requirement.approvals_required,
+                "approver_group": requirement.group,
+                "creator_may_approve": requirement.creator_may_approve,
+                "allowed_decisions": sorted(tools.allowed_decisions(step.name)),
+                "deadline_at": now + requirement.deadline if requirement.deadline else None,
+                "remind_at": now + requirement.deadline - requirement.remind_before
+                if requirement.deadline and requirement.remind_before else None,
+                "on_deadline": requirement.on_deadline,
+                "escalate_to": requirement.escalate_to,
             },
         )
         if created:
@@ -299,8 +586,13 @@ def settle_function_calls(interaction: Interaction) -> str:
                 verb="approval.requested" if approval.is_pending else "function_call.auto_approved",
                 obj=approval, run=interaction.run,
                 after={"call_id": approval.call_id, "function_name": approval.function_name,
-                       "arguments": arguments, "policy": decision.reason},
+                       "arguments": arguments, "policy": requirement.reason,
+                       **({"approvals_required": approval.approvals_required, "group": approval.approver_group,
+                           "deadline_at": approval.deadline_at.isoformat() if approval.deadline_at else None}
+                          if approval.is_pending else {})},
             )
+            if approval.is_pending:
+                notifications.queue(approval, "requested")
         if approval.status == Approval.Status.AUTO and approval.settled_at is None:
             pk = approval.pk
             transaction.on_commit(lambda pk=pk: execute_function_call.delay(pk))
@@ -312,15 +604,19 @@ def expire_for_cancelled_run(*, run: Run, by) -> None:
     """Close the pending approvals of a cancelled run (status ``expired``), each with its event.
 
     Registered as ``runs.execution.hooks.run_cancelled``; runs inside the cancel's transaction.
+    Rows a reviewer is deciding at this instant are skipped rather than waited for (the cancel
+    holds the run's lock and a decision takes the approval's first: waiting could deadlock); the
+    follow-up such a decision creates is never sent, because the run is no longer active.
     """
     from approvals import audit
 
     now = timezone.now()
-    for approval in Approval.objects.select_for_update().filter(run=run, status=Approval.Status.PENDING):
+    for approval in Approval.objects.select_for_update(skip_locked=True).filter(run=run, status=Approval.Status.PENDING):
         approval.status = Approval.Status.EXPIRED
         approval.decided_at = now
         approval.reason = f"The run was cancelled by {by.get_username() if by else 'the system'}."
-        approval.save(update_fields=["status", "decided_at", "reason"])
+        approval.claimed_by = approval.claimed_until = None
+        approval.save(update_fields=["status", "decided_at", "reason", "claimed_by", "claimed_until"])
         audit.record(
             actor=by or "system:worker", verb="approval.expired", obj=approval, run=run,
             before={"status": Approval.Status.PENDING},

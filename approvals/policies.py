@@ -1,47 +1,78 @@
-"""Policy: per function call, whether it runs at once or waits for a person.
+"""Policy: per function call, whether it runs at once or waits for people, and which.
 
 Policies are plain functions registered with their tool (``approvals.tools.register``); they see
-the call's arguments and return a ``Decision``.
+the call's arguments and return a ``Requirement``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-REFUND_REVIEW_THRESHOLD = 200  # USD
+REVIEWERS_GROUP = "reviewers"
+FINANCE_LEADS_GROUP = "finance-leads"
+REFUND_REVIEW_THRESHOLD = 200  # USD: above it, one reviewer
+REFUND_FOUR_EYES_THRESHOLD = 1000  # USD: above it, two reviewers, not the run's creator
 
 
 @dataclass(frozen=True)
-class Decision:
+class Requirement:
+    """What a call needs before it runs.
+
+    ``approvals_required`` different members of ``group`` must approve (2 for four-eyes);
+    ``creator_may_approve=False`` keeps the person who started the run from approving it. With a
+    ``deadline`` the call is rejected as expired when it passes (``on_deadline="reject"``) or
+    handed to ``escalate_to`` with a fresh deadline (``"escalate"``); a reminder goes out
+    ``remind_before`` the deadline.
+    """
+
     needs_approval: bool
     reason: str
     # Handoff has no body for the function: the reviewer types the result.
     manual_result: bool = False
+    approvals_required: int = 1
+    group: str = REVIEWERS_GROUP
+    creator_may_approve: bool = True
+    deadline: timedelta | None = None
+    on_deadline: str = "reject"
+    escalate_to: str = ""
+    remind_before: timedelta | None = None
 
 
-def run_at_once(arguments: dict[str, Any]) -> Decision:
-    return Decision(needs_approval=False, reason="Read-only tool: runs at once.")
+def run_at_once(arguments: dict[str, Any]) -> Requirement:
+    return Requirement(needs_approval=False, reason="Read-only tool: runs at once.")
 
 
-def refund_policy(arguments: dict[str, Any]) -> Decision:
-    """Refunds above $200 need a reviewer."""
+def refund_policy(arguments: dict[str, Any]) -> Requirement:
+    """Refunds above $200 need a reviewer within 4 hours (reminder 30 minutes before, then
+    expired); above $1,000 two reviewers, neither the run's creator, within 2 hours, then the
+    finance leads decide."""
     try:
         amount = float(arguments.get("amount", 0))
     except (TypeError, ValueError):
-        return Decision(True, "The refund amount is not a number: a reviewer must decide.")
+        return Requirement(True, "The refund amount is not a number: a reviewer must decide.")
+    if amount > REFUND_FOUR_EYES_THRESHOLD:
+        return Requirement(
+            True, f"Refunds above ${REFUND_FOUR_EYES_THRESHOLD:,} need two reviewers (${amount:,.2f}).",
+            approvals_required=2, creator_may_approve=False, deadline=timedelta(hours=2),
+            on_deadline="escalate", escalate_to=FINANCE_LEADS_GROUP, remind_before=timedelta(minutes=30),
+        )
     if amount > REFUND_REVIEW_THRESHOLD:
-        return Decision(True, f"Refunds above ${REFUND_REVIEW_THRESHOLD} need a reviewer (${amount:,.2f}).")
-    return Decision(False, f"Refund of ${amount:,.2f} is within ${REFUND_REVIEW_THRESHOLD}: runs at once.")
+        return Requirement(
+            True, f"Refunds above ${REFUND_REVIEW_THRESHOLD} need a reviewer (${amount:,.2f}).",
+            deadline=timedelta(hours=4), remind_before=timedelta(minutes=30),
+        )
+    return Requirement(False, f"Refund of ${amount:,.2f} is within ${REFUND_REVIEW_THRESHOLD}: runs at once.")
 
 
-def evaluate(name: str, arguments: dict[str, Any]) -> Decision:
-    """The policy decision for a call of ``name`` with ``arguments``."""
+def evaluate(name: str, arguments: dict[str, Any]) -> Requirement:
+    """The policy requirement for a call of ``name`` with ``arguments``."""
     from approvals import tools  # tools import this module for their default policy
 
     tool = tools.get(name)
     if tool is None:
-        return Decision(True, f"{name} is not a registered tool: a person answers it by hand.", manual_result=True)
+        return Requirement(True, f"{name} is not a registered tool: a person answers it by hand.", manual_result=True)
     if tool.function is None:
-        return Decision(True, f"{name} has no body in Handoff: a person answers it by hand.", manual_result=True)
+        return Requirement(True, f"{name} has no body in Handoff: a person answers it by hand.", manual_result=True)
     return tool.policy(arguments)

@@ -9,3 +9,24 @@ from approvals.models import Approval
 def execute_function_call(approval_pk: int) -> None:
     """Run the tool body of a settled-to-run call and send on its result (``Approval.execute``)."""
     Approval.objects.get(pk=approval_pk).execute()
+
+
+@shared_task(bind=True, max_retries=5)
+def send_notifications(self, approval_pk: int, event: str) -> None:
+    """Email the deciding group and call the webhook about an approval (``notifications``).
+    The webhook is retried with backoff; email goes through Django's backend once."""
+    from approvals import notifications
+
+    approval = Approval.objects.select_related("run").get(pk=approval_pk)
+    if self.request.retries == 0:
+        notifications.email(approval, event)
+    try:
+        notifications.webhook(approval, event)
+    except OSError as exc:
+        raise self.retry(exc=exc, countdown=2 ** self.request.retries)
+
+
+@shared_task
+def enforce_deadlines() -> None:
+    """The periodic job (Celery beat): reminders, escalations and expiries of approvals."""
+    Approval.enforce_deadlines()

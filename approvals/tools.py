@@ -11,7 +11,15 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import jsonschema
+
 from approvals import policies
+
+# The decisions a reviewer can take on a call: approve as asked, edit the arguments then
+# approve, answer with a result typed by hand, reject with a reason.
+APPROVE, EDIT, RESPOND, REJECT = "approve", "edit", "respond", "reject"
+WITH_BODY = frozenset({APPROVE, EDIT, REJECT})
+WITHOUT_BODY = frozenset({RESPOND, REJECT})
 
 
 @dataclass(frozen=True)
@@ -21,7 +29,9 @@ class Tool:
     parameters: dict[str, Any]
     # The body; ``None`` for a tool Handoff declares but cannot run: a person answers its calls.
     function: Callable[..., Any] | None
-    policy: Callable[[dict[str, Any]], policies.Decision] = field(default=policies.run_at_once)
+    policy: Callable[[dict[str, Any]], policies.Requirement] = field(default=policies.run_at_once)
+    # Which decisions reviewers may take on its calls (part of the registration).
+    decisions: frozenset[str] = WITH_BODY
 
     def declaration(self) -> dict[str, Any]:
         return {
@@ -35,19 +45,57 @@ class Tool:
 registry: dict[str, Tool] = {}
 
 
-def register(*, description: str, parameters: dict[str, Any], policy=policies.run_at_once, name: str | None = None):
-    """Decorator registering a function as a tool under its own name (or ``name``)."""
+def register(
+    *, description: str, parameters: dict[str, Any], policy=policies.run_at_once, name: str | None = None,
+    decisions: frozenset[str] = WITH_BODY,
+):
+    """Decorator registering a function as a tool under its own name (or ``name``).
+    ``parameters`` is the JSON Schema of its arguments; ``decisions`` those reviewers may take."""
 
     def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
-        tool = Tool(name or function.__name__, description, parameters, function, policy)
+        jsonschema.Draft202012Validator.check_schema(parameters)
+        tool = Tool(name or function.__name__, description, parameters, function, policy, frozenset(decisions))
         registry[tool.name] = tool
         return function
 
     return decorator
 
 
+def declare(*, name: str, description: str, parameters: dict[str, Any], policy=None,
+            decisions: frozenset[str] = WITHOUT_BODY) -> Tool:
+    """Register a tool Handoff declares to the model but has no body for: a person answers each
+    call with a result typed by hand."""
+    jsonschema.Draft202012Validator.check_schema(parameters)
+    tool = Tool(name, description, parameters, None, policy or policies.run_at_once, frozenset(decisions))
+    registry[name] = tool
+    return tool
+
+
 def get(name: str) -> Tool | None:
     return registry.get(name)
+
+
+def allowed_decisions(name: str) -> frozenset[str]:
+    """The decisions reviewers may take on a call of ``name``; a function Handoff does not know
+    can only be answered by hand or rejected."""
+    tool = registry.get(name)
+    if tool is None or tool.function is None:
+        return (tool.decisions if tool else WITHOUT_BODY) - {APPROVE, EDIT}
+    return tool.decisions
+
+
+def validate_arguments(name: str, arguments: Any) -> None:
+    """Check edited ``arguments`` against the tool's JSON Schema. Raises
+    ``approvals.models.DecisionRefused`` naming the first problem."""
+    from approvals.models import DecisionRefused
+
+    tool = registry.get(name)
+    if tool is None:
+        raise DecisionRefused(f"{name} is not a registered tool: its arguments cannot be edited.")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(tool.parameters).iter_errors(arguments))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "arguments"
+        raise DecisionRefused(f"The edited arguments do not fit {name}'s schema ({where}: {error.message}).")
 
 
 def declarations(names: list[str]) -> list[dict[str, Any]]:
@@ -93,6 +141,7 @@ def lookup_order(order_id: str) -> dict[str, Any]:
             "reason": {"type": "string"},
         },
         "required": ["order_id", "amount", "reason"],
+        "additionalProperties": False,
     },
     policy=policies.refund_policy,
 )
@@ -100,3 +149,15 @@ def issue_refund(order_id: str, amount: float, reason: str) -> dict[str, Any]:
     refund_id = "R-" + hashlib.sha256(f"{order_id}:{amount}".encode()).hexdigest()[:8].upper()
     return {"refund_id": refund_id, "order_id": order_id, "amount": amount, "currency": "USD",
             "status": "issued", "reason": reason}
+
+
+declare(
+    name="send_customer_email",
+    description="Send an email to the customer. Handoff has no mail body for it: a support agent sends it and types what happened.",
+    parameters={
+        "type": "object",
+        "properties": {"to": {"type": "string"}, "subject": {"type": "string"}, "body": {"type": "string"}},
+        "required": ["to", "subject", "body"],
+    },
+    policy=lambda arguments: policies.Requirement(True, "Customer emails are sent by a person."),
+)

@@ -146,6 +146,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "enforce-approval-deadlines": {
+        "task": "approvals.tasks.enforce_deadlines",
+        "schedule": float(os.environ.get("HANDOFF_DEADLINE_CHECK_SECONDS", "30")),
+    },
+}
 
 # --- Gemini Interactions API ------------------------------------------------------------------
 # The SDK reads GEMINI_API_KEY and GOOGLE_GEMINI_BASE_URL itself; Handoff only sets how long one
@@ -161,3 +167,23 @@ POLL_MAX_DELAY = float(os.environ.get("HANDOFF_POLL_MAX_DELAY", "60"))
 # Raw request and response payloads are kept only when this is on; the redacted request manifest,
 # output text and usage are always kept.
 CAPTURE_RAW_PAYLOADS = env_bool("HANDOFF_CAPTURE_RAW_PAYLOADS")
+# Estimated cost on the run page: USD per 1M tokens, paid tier, standard service, prompts up to
+# 200k tokens (https://ai.google.dev/gemini-api/docs/pricing). Thought tokens are billed as output
+# and cached input at the cached rate; long prompts, batch/flex tiers, grounding and media output
+# are billed otherwise, so the page calls it an estimate. A model missing here shows no cost.
+GEMINI_PRICES = {
+    "gemini-3-flash-preview": {"input": "0.50", "output": "3.00", "cached_input": "0.05"},
+    "gemini-3.1-pro-preview": {"input": "2.00", "output": "12.00", "cached_input": "0.20"},
+    "gemini-2.5-flash": {"input": "0.30", "output": "2.50", "cached_input": "0.03"},
+    "gemini-2.5-pro": {"input": "1.25", "output": "10.00", "cached_input": "0.125"},
+}
+
+# --- Notifications ----------------------------------------------------------------------------
+# Links in emails and webhooks point here.
+HANDOFF_BASE_URL = os.environ.get("HANDOFF_BASE_URL", "http://127.0.0.1:8000")
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "handoff@localhost")
+HANDOFF_WEBHOOK_URL = os.environ.get("HANDOFF_WEBHOOK_URL", "")
+HANDOFF_WEBHOOK_SECRET = os.environ.get("HANDOFF_WEBHOOK_SECRET", "")
+if HANDOFF_WEBHOOK_URL and not HANDOFF_WEBHOOK_SECRET:
+    raise RuntimeError("Set HANDOFF_WEBHOOK_SECRET to sign the webhook HANDOFF_WEBHOOK_URL receives.")

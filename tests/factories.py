@@ -12,6 +12,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from approvals import tools
 from approvals.models import Approval, arguments_hash
 from runs.models import Artifact, Interaction, Run, Step
 
@@ -33,18 +34,24 @@ def make_run(
 ) -> Run:
     created_at = created_at or timezone.now()
     finished = status in Run.FINAL_STATUSES
+    finished_at = fields.pop("finished_at", created_at + timedelta(seconds=3) if finished else None)
     return Run.objects.create(
         status=status,
         model="" if agent else model,
         agent=agent,
         input=input,
+        # As runs.execution.create_run records them: the full text for search, and its preview.
+        input_text=fields.pop("input_text", input if isinstance(input, str) else str(input)),
         input_preview=input if isinstance(input, str) else str(input)[:300],
         output_text=output_text,
         error=error,
         total_tokens=total_tokens,
         created_by=created_by,
         created_at=created_at,
-        finished_at=fields.pop("finished_at", created_at + timedelta(seconds=3) if finished else None),
+        finished_at=finished_at,
+        duration_ms=fields.pop(
+            "duration_ms", int((finished_at - created_at).total_seconds() * 1000) if finished_at else None
+        ),
         **fields,
     )
 
@@ -111,6 +118,7 @@ def make_approval(
     **fields: Any,
 ) -> Approval:
     arguments = step.data.get("arguments") or {}
+    fields.setdefault("allowed_decisions", sorted(tools.allowed_decisions(step.name)))
     return Approval.objects.create(
         run=interaction.run,
         interaction=interaction,
@@ -138,3 +146,19 @@ def make_pending_approval(
 def make_artifact(interaction: Interaction, *, kind: str = Artifact.Kind.USAGE, content: str = '{"total_tokens": 10}',
                   media_type: str = "application/json") -> Artifact:
     return Artifact.objects.create(interaction=interaction, kind=kind, content=content, media_type=media_type)
+
+
+def requested_call(function_name: str, arguments: dict[str, Any], *, created_by=None, call_id: str = "call_1") -> Approval:
+    """A run whose first interaction was recorded as requiring one function call, settled by the
+    real policy (``settle_function_calls``): the approval carries what policy requires. No worker:
+    tasks queued on commit do not run inside a test's transaction."""
+    import json
+
+    from runs import execution, gemini
+
+    run = Run.objects.create(model="gemini-3-flash-preview", input="x", created_by=created_by)
+    interaction = Interaction.objects.create(run=run, sequence=0, request={"model": run.model, "input": "x"})
+    payload = {"id": f"v1_test{run.pk}", "status": "requires_action",
+               "steps": [{"type": "function_call", "id": call_id, "name": function_name, "arguments": arguments}]}
+    execution.record(interaction, gemini.parse(json.dumps(payload)))
+    return Approval.objects.get(interaction=interaction)

@@ -36,7 +36,7 @@ def test_a_reviewer_gets_both_forms_with_the_shown_hash(client, alice):
 
 
 def test_a_call_without_a_body_asks_for_the_result(client, alice):
-    approval = make_pending_approval(name="send_customer_email", requires_manual_result=True)
+    approval = make_pending_approval(name="update_crm_ticket", requires_manual_result=True)
     client.force_login(alice)
     body = client.get(url(approval)).content.decode()
     assert "Not a tool registered in Handoff" in body

@@ -8,20 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from approvals.models import Approval, AuditEvent
-from runs import execution, gemini
-from runs.models import Interaction, Run
-from tests.conftest import wait_for
-
-
-def requires_action_run(function_name: str, arguments: dict) -> Approval:
-    """A run whose first interaction was recorded as requiring one function call (no worker:
-    the tasks queued on commit never run inside the test's transaction)."""
-    run = Run.objects.create(model="gemini-3-flash-preview", input="x")
-    interaction = Interaction.objects.create(run=run, sequence=0, request={"model": run.model, "input": "x"})
-    payload = {"id": f"v1_test{run.pk}", "status": "requires_action",
-               "steps": [{"type": "function_call", "id": "call_1", "name": function_name, "arguments": arguments}]}
-    execution.record(interaction, gemini.parse(json.dumps(payload)))
-    return Approval.objects.get(interaction=interaction)
+from runs.models import Run
+from tests.conftest import make_user, wait_for
+from tests.factories import requested_call
 
 
 def run_command(*args) -> list[str]:
@@ -48,11 +37,18 @@ def test_start_run_waits_for_approval_and_decide_approves_from_the_terminal(work
     refund = Approval.objects.get(run=run, function_name="issue_refund")
     assert refund.arguments["amount"] == 1450.0
 
-    out = run_command("decide", "--run", str(run.pk), "--call-id", refund.call_id, "--approve", "--as", "alice")
+    make_user("dave", "reviewers")
 
-    assert out[-1] == f"approved {refund.pk}"
+    first = run_command("decide", "--run", str(run.pk), "--call-id", refund.call_id, "--approve", "--as", "alice")
+    with pytest.raises(CommandError, match="needs another reviewer"):
+        call_command("decide", str(refund.pk), "--approve", "--as", "alice", stdout=io.StringIO())
+    second = run_command("decide", str(refund.pk), "--approve", "--as", "dave")
+
+    # Above $1,000 policy asks for two reviewers (four-eyes).
+    assert first[-2:] == ["1 of 2 approvals: waiting for another reviewer", f"pending {refund.pk}"]
+    assert second[-1] == f"approved {refund.pk}"
     wait_for(lambda: Run.objects.filter(pk=run.pk, status=Run.Status.COMPLETED).exists())
-    with pytest.raises(CommandError, match="already approved by alice"):
+    with pytest.raises(CommandError, match="already approved by dave"):
         call_command("decide", str(refund.pk), "--approve", "--as", "alice", stdout=io.StringIO())
 
 
@@ -62,7 +58,7 @@ def test_start_run_refuses_an_unknown_tool(db):
 
 
 def test_decide_refuses_a_user_who_is_not_a_reviewer(bob):
-    approval = requires_action_run(function_name="issue_refund", arguments={"order_id": "A-1", "amount": 300, "reason": "x"})
+    approval = requested_call(function_name="issue_refund", arguments={"order_id": "A-1", "amount": 300, "reason": "x"})
 
     with pytest.raises(CommandError, match="reviewers"):
         call_command("decide", str(approval.pk), "--approve", "--as", "bob", stdout=io.StringIO())
@@ -71,14 +67,14 @@ def test_decide_refuses_a_user_who_is_not_a_reviewer(bob):
 
 
 def test_decide_needs_a_reason_to_reject(alice):
-    approval = requires_action_run(function_name="issue_refund", arguments={"order_id": "A-1", "amount": 300, "reason": "x"})
+    approval = requested_call(function_name="issue_refund", arguments={"order_id": "A-1", "amount": 300, "reason": "x"})
 
     with pytest.raises(CommandError, match="reason"):
         call_command("decide", str(approval.pk), "--reject", "--as", "alice", stdout=io.StringIO())
 
 
 def test_decide_answers_an_unknown_function_with_a_typed_result(alice):
-    approval = requires_action_run(function_name="send_customer_email", arguments={"to": "a@example.com"})
+    approval = requested_call(function_name="send_customer_email", arguments={"to": "a@example.com"})
     assert approval.requires_manual_result
 
     with pytest.raises(CommandError, match="type the result"):
@@ -94,7 +90,7 @@ def test_decide_answers_an_unknown_function_with_a_typed_result(alice):
 
 
 def test_export_audit_streams_csv_and_jsonl_filtered_by_time(alice):
-    approval = requires_action_run(function_name="issue_refund", arguments={"order_id": "A-1", "amount": 300, "reason": "x"})
+    approval = requested_call(function_name="issue_refund", arguments={"order_id": "A-1", "amount": 300, "reason": "x"})
     approval.reject(by=alice, shown_hash=approval.arguments_hash, reason="=HYPERLINK(\"http://evil\")")
     total = AuditEvent.objects.count()
 

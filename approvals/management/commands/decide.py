@@ -56,6 +56,10 @@ class Command(BaseCommand):
                 f"Approval {approval.pk} was already {approval.status}"
                 + (f" by {approval.decided_by.get_username()}" if approval.decided_by else "") + "."
             )
+        if approval.is_pending:
+            self.stdout.write(
+                f"{approval.approvals_so_far()} of {approval.approvals_required} approvals: waiting for another reviewer"
+            )
         self.stdout.write(f"{approval.status} {approval.pk}")
 
     def _approval(self, options) -> Approval:

@@ -1,18 +1,19 @@
 """``python manage.py seed_demo``: demo users and demo runs for a first local look.
 
-Creates (once) the users alice (reviewer), bob (engineer) and carol (auditor), and, when there
-are no runs yet, queues one run of each emulator scenario: a plain answer, the order-support
-refund that waits for a reviewer, a background agent run, and a failing interaction. Local use
+Creates (once) the users alice and dave (reviewers), bob (engineer), carol (auditor) and erin
+(finance lead), and, when there are no runs yet, queues one run of each emulator scenario: a
+plain answer, the order-support refund that waits for a reviewer, a refund over $1,000 that
+needs two, a background agent run, and a failing interaction. Local use
 only: the passwords are printed.
 """
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
 from approvals import tools
 from approvals.models import AUDITORS_GROUP, REVIEWERS_GROUP
+from approvals.policies import FINANCE_LEADS_GROUP
 from runs import execution
 from runs.models import Run
 
@@ -21,6 +22,8 @@ DEMO_USERS = {
     "alice": ("Reviewer: decides function calls", [REVIEWERS_GROUP]),
     "bob": ("Engineer: starts and reads runs", []),
     "carol": ("Auditor: exports the audit log", [AUDITORS_GROUP]),
+    "dave": ("Reviewer: the second pair of eyes", [REVIEWERS_GROUP]),
+    "erin": ("Finance lead: decides escalated refunds", [REVIEWERS_GROUP, FINANCE_LEADS_GROUP]),
 }
 MODEL = "gemini-3-flash-preview"
 
@@ -55,10 +58,15 @@ class Command(BaseCommand):
             input="Hi, my order A-1001 arrived with a cracked headband. I'd like a refund please.",
         )
         execution.create_run(
+            model=MODEL, tools=order_tools, created_by=bob,
+            system_instruction="You are the order-support agent of an electronics shop.",
+            input="Order A-1003 (the 4K monitor) arrived with a shattered panel. Full refund, please.",
+        )
+        execution.create_run(
             agent="deep-research-pro-preview-12-2025", background=True, created_by=bob,
             input="Research how support teams gate refunds issued by AI agents.",
         )
         execution.create_run(
             model=MODEL, created_by=bob, input="Summarise yesterday's tickets. [fault:failed]",
         )
-        self.stdout.write("Queued 4 demo runs.")
+        self.stdout.write("Queued 5 demo runs.")
