@@ -160,6 +160,9 @@ GEMINI_TIMEOUT_MS = int(os.environ.get("HANDOFF_GEMINI_TIMEOUT_MS", "60000"))
 # Transient API errors are retried by the Celery task (with backoff and jitter) rather than by the
 # SDK, so retries are not stacked on the SDK's own five attempts.
 GEMINI_TASK_MAX_RETRIES = int(os.environ.get("HANDOFF_GEMINI_MAX_RETRIES", "5"))
+# A worker that claimed a send and then vanished is given up on after the request timeout plus
+# this margin (seconds); the send is then recorded as of unknown outcome, never repeated.
+SENDING_LEASE_MARGIN = float(os.environ.get("HANDOFF_SENDING_LEASE_MARGIN", "30"))
 # Polling a background interaction: the first GET after POLL_INITIAL_DELAY seconds, then the delay
 # doubles up to POLL_MAX_DELAY, so a run of T seconds costs O(log T) requests up to the cap.
 POLL_INITIAL_DELAY = float(os.environ.get("HANDOFF_POLL_INITIAL_DELAY", "1"))

@@ -345,7 +345,7 @@ class StillSending(Exception):
 
 def sending_lease() -> timedelta:
     """How long a claimed send may take: the SDK's request timeout plus a margin for recording."""
-    return timedelta(milliseconds=settings.GEMINI_TIMEOUT_MS) + timedelta(seconds=30)
+    return timedelta(milliseconds=settings.GEMINI_TIMEOUT_MS) + timedelta(seconds=settings.SENDING_LEASE_MARGIN)
 
 
 def is_retryable(exc: BaseException) -> bool:
