@@ -6,6 +6,8 @@ class ApprovalsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
+
         from approvals import audit, policies  # noqa: F401
         from approvals.models import expire_for_cancelled_run, settle_function_calls
         from runs import execution
@@ -15,3 +17,5 @@ class ApprovalsConfig(AppConfig):
             handle_requires_action=settle_function_calls,
             run_cancelled=expire_for_cancelled_run,
         )
+        user_logged_in.connect(audit.on_signed_in, dispatch_uid="handoff-audit-signed-in")
+        user_login_failed.connect(audit.on_sign_in_failed, dispatch_uid="handoff-audit-sign-in-failed")

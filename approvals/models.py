@@ -645,6 +645,8 @@ class AuditEvent(models.Model):
     object_id = models.CharField(max_length=64)
     # Plain ids, not foreign keys: an event must outlive (and never cascade with) what it names.
     run_id = models.BigIntegerField(null=True, blank=True)
+    # The function the event is about, for events about a function call ("" otherwise).
+    tool = models.CharField(max_length=200, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
@@ -658,6 +660,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["created_at"], name="audit_created_idx"),
             models.Index(fields=["run_id", "id"], name="audit_run_idx"),
             models.Index(fields=["verb", "id"], name="audit_verb_idx"),
+            models.Index(fields=["actor", "id"], name="audit_actor_idx"),
+            models.Index(fields=["tool", "id"], name="audit_tool_idx"),
         ]
 
     def __str__(self) -> str:
@@ -673,3 +677,77 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only.")
+
+
+class ChainLink(models.Model):
+    """The hash chain over the audit log: link ``position`` seals one event with
+    ``hash = SHA-256(prev_hash + canonical JSON of the event)`` (``approvals.audit.event_hash``).
+
+    Links are appended after the event's transaction commits, by one sealer at a time (a
+    PostgreSQL advisory lock), in event id order; keeping the chain out of the business
+    transaction means no decision ever waits on the audit lock while holding row locks.
+    Append-only like the events (a database trigger on PostgreSQL).
+    """
+
+    position = models.PositiveBigIntegerField(unique=True)
+    event = models.OneToOneField(AuditEvent, on_delete=models.DO_NOTHING, related_name="link", db_constraint=False)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.hash[:12]}"
+
+
+class ChainVerification(models.Model):
+    """One run of ``verify_audit`` (or the audit page's Verify button) and what it found."""
+
+    verified_at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    links_checked = models.PositiveBigIntegerField(default=0)
+    first_bad_event_id = models.BigIntegerField(null=True, blank=True)
+    message = models.TextField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    requested_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-verified_at", "-id"]
+        get_latest_by = "verified_at"
+
+    def __str__(self) -> str:
+        return f"{'held' if self.ok else 'BROKEN'} at {self.verified_at:%Y-%m-%d %H:%M}"
+
+
+class AuditExport(models.Model):
+    """A large audit export written to a file by a Celery job, with its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    format = models.CharField(max_length=8)
+    filters = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    rows_total = models.PositiveBigIntegerField(default=0)
+    rows_done = models.PositiveBigIntegerField(default=0)
+    file_name = models.CharField(max_length=200, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Audit export {self.pk} ({self.format}, {self.status})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.status == self.Status.DONE else int(100 * self.rows_done / self.rows_total) if self.rows_total else 0

@@ -30,3 +30,20 @@ def send_notifications(self, approval_pk: int, event: str) -> None:
 def enforce_deadlines() -> None:
     """The periodic job (Celery beat): reminders, escalations and expiries of approvals."""
     Approval.enforce_deadlines()
+
+
+@shared_task
+def seal_audit_chain() -> None:
+    """Seal audit events whose writer stopped before it could (periodic, Celery beat)."""
+    from approvals import audit
+
+    audit.seal()
+
+
+@shared_task
+def write_audit_export(export_pk: int) -> None:
+    """Write a large audit export to a file in the data folder, reporting progress as it goes
+    (``AuditExport.rows_done``); the page offers the download once it is done."""
+    from approvals import audit
+
+    audit.write_export(export_pk)

@@ -50,6 +50,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "approvals.audit.RequestIdMiddleware",
+    "approvals.audit.AccessDeniedMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -136,6 +137,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")) and os.environ.get("HANDOFF_BROKER_VISIBILITY_TIMEOUT"):
+    # Seconds before Redis hands the unacknowledged task of a worker that died to another worker
+    # (kombu's default: one hour). Keep it above the longest countdown or ETA a task is given,
+    # or the task is delivered again while it waits. Tests that kill workers shorten it.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": float(os.environ["HANDOFF_BROKER_VISIBILITY_TIMEOUT"]),
+    }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("HANDOFF_TASK_QUEUE", "handoff")
 # Tasks are idempotent (see runs/execution.py), so a task is acknowledged only once it has run:
 # a worker killed mid-task gets its task redelivered instead of lost.
@@ -151,6 +159,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.enforce_deadlines",
         "schedule": float(os.environ.get("HANDOFF_DEADLINE_CHECK_SECONDS", "30")),
     },
+    "seal-audit-chain": {"task": "approvals.tasks.seal_audit_chain", "schedule": 60.0},
 }
 
 # --- Gemini Interactions API ------------------------------------------------------------------

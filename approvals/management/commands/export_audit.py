@@ -1,23 +1,26 @@
-"""``python manage.py export_audit --format csv|jsonl [--since ISO8601] [--until ISO8601]``
+"""``python manage.py export_audit --format csv|jsonl [--since ISO8601] [--until ISO8601]
+[--run ID] [--actor NAME] [--verb VERB] [--tool NAME]``
 
-Streams the audit log to standard output, oldest first.
+Streams the audit log to standard output, oldest first, in constant memory.
 """
 
 import datetime
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.dateparse import parse_datetime
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
-from approvals.audit import export_lines
-from approvals.models import AuditEvent
+from approvals import audit
 
 
-def _moment(value: str, option: str):
-    moment = parse_datetime(value)
-    if moment is None:
+def moment(value: str, option: str) -> datetime.datetime:
+    """An ISO 8601 date or date-time (UTC when no zone is given); ``CommandError`` otherwise."""
+    parsed = parse_datetime(value)
+    if parsed is None and (day := parse_date(value)) is not None:
+        parsed = datetime.datetime.combine(day, datetime.time())
+    if parsed is None:
         raise CommandError(f"{option} {value!r} is not an ISO 8601 date and time.")
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, datetime.timezone.utc)
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, datetime.timezone.utc)
 
 
 class Command(BaseCommand):
@@ -27,12 +30,17 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["csv", "jsonl"], default="csv")
         parser.add_argument("--since", help="Only events at or after this time (ISO 8601).")
         parser.add_argument("--until", help="Only events before this time (ISO 8601).")
+        parser.add_argument("--run", type=int, help="Only events of this run.")
+        parser.add_argument("--actor", default="", help="Only events by this actor (username or system:…).")
+        parser.add_argument("--verb", default="", help="Only this verb, or a family ending with a dot: approval.")
+        parser.add_argument("--tool", default="", help="Only events about calls of this function.")
 
     def handle(self, *args, **options):
-        events = AuditEvent.objects.all()
-        if options["since"]:
-            events = events.filter(created_at__gte=_moment(options["since"], "--since"))
-        if options["until"]:
-            events = events.filter(created_at__lt=_moment(options["until"], "--until"))
-        for line in export_lines(events, options["format"]):
+        filters = {
+            "since": moment(options["since"], "--since") if options["since"] else None,
+            "until": moment(options["until"], "--until") if options["until"] else None,
+            "run_id": options["run"], "actor": options["actor"], "verb": options["verb"], "tool": options["tool"],
+        }
+        for line in audit.export_lines(audit.filtered_events(**filters), options["format"]):
             self.stdout.write(line, ending="")
+        audit.record_export(actor="system:export_audit", fmt=options["format"], filters=filters)
