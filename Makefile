@@ -42,7 +42,7 @@ run: install
 
 test: install
 	DJANGO_SECRET_KEY=test-only DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
-	HANDOFF_CONN_MAX_AGE=0 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	HANDOFF_CONN_MAX_AGE=0 HANDOFF_TEST_DATABASE_NAME=test_handoff_$$$$ $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Re-resolve the locked dependencies after editing pyproject.toml.
 lock:

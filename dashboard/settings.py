@@ -90,6 +90,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
 
+if os.environ.get("HANDOFF_TEST_DATABASE_NAME"):
+    # One test database per test session, so two sessions on one server never clobber each other.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["HANDOFF_TEST_DATABASE_NAME"]}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
