@@ -146,16 +146,19 @@ def verify(*, chunk: int = 5000, grace: timedelta = timedelta(minutes=5)) -> Ver
     return Verification(True, checked, f"The chain holds: {checked} events verified.")
 
 
-def verify_and_record(*, requested_by: str = "") -> ChainVerification:
-    """``verify()`` and keep the result for the audit page; an audited event too."""
+def verify_and_record(*, requested_by: str = "", verification: ChainVerification | None = None) -> ChainVerification:
+    """``verify()`` and keep the result for the audit page (in ``verification`` when the page
+    created it beforehand); an audited event too."""
     started = time.monotonic()
     result = verify()
     with transaction.atomic():
-        verification = ChainVerification.objects.create(
-            ok=result.ok, links_checked=result.links_checked, first_bad_event_id=result.first_bad_event_id,
-            message=result.message, duration_ms=int((time.monotonic() - started) * 1000), requested_by=requested_by,
-        )
-        record(actor=requested_by or "system:verify_audit", verb="audit.verified", obj=verification,
+        verification = verification or ChainVerification(requested_by=requested_by)
+        verification.ok, verification.links_checked = result.ok, result.links_checked
+        verification.first_bad_event_id, verification.message = result.first_bad_event_id, result.message
+        verification.duration_ms = int((time.monotonic() - started) * 1000)
+        verification.verified_at = timezone.now()
+        verification.save()
+        record(actor=verification.requested_by or "system:verify_audit", verb="audit.verified", obj=verification,
                after={"ok": result.ok, "links_checked": result.links_checked, "message": result.message})
     return verification
 

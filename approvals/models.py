@@ -706,7 +706,8 @@ class ChainVerification(models.Model):
     """One run of ``verify_audit`` (or the audit page's Verify button) and what it found."""
 
     verified_at = models.DateTimeField(default=timezone.now)
-    ok = models.BooleanField()
+    # None while a verification asked for on the audit page is still running.
+    ok = models.BooleanField(null=True)
     links_checked = models.PositiveBigIntegerField(default=0)
     first_bad_event_id = models.BigIntegerField(null=True, blank=True)
     message = models.TextField()

@@ -47,3 +47,15 @@ def write_audit_export(export_pk: int) -> None:
     from approvals import audit
 
     audit.write_export(export_pk)
+
+
+@shared_task
+def verify_audit_chain(verification_pk: int) -> None:
+    """Verify the audit chain for a verification asked for on the audit page."""
+    from approvals import audit
+    from approvals.models import ChainVerification
+
+    verification = ChainVerification.objects.filter(pk=verification_pk, ok__isnull=True).first()
+    if verification is not None:
+        audit.seal()
+        audit.verify_and_record(verification=verification)
