@@ -12,6 +12,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Iterator
 
 from django.db import models, transaction
@@ -458,9 +459,7 @@ def prune_raw_payloads(*, older_than_days: int, actor: str = "system:retention",
 PROGRESS_EVERY = 10_000  # rows between progress updates
 
 
-def export_path(export) -> "Path":
-    from pathlib import Path
-
+def export_path(export) -> Path:
     from django.conf import settings
 
     folder = Path(settings.DATA_DIR) / "exports"

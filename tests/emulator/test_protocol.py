@@ -26,6 +26,7 @@ from google.genai.interactions import Interaction, InteractionSSEEvent
 from pydantic import TypeAdapter
 
 from runs.emulator import EmulatorServer
+from tests.emulator.conftest import make_client
 
 MODEL = "gemini-2.5-flash"
 LOOKUP_TOOLS = [
@@ -42,29 +43,6 @@ LOOKUP_TOOLS = [
 ]
 ISO_SECONDS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 SSE_EVENT = TypeAdapter(InteractionSSEEvent)
-
-
-@pytest.fixture
-def emulator(monkeypatch):
-    # The SDK honours proxies and an API-version override from the environment;
-    # neither may leak into a test talking to 127.0.0.1.
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                 "ALL_PROXY", "GOOGLE_GENAI_API_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    server = EmulatorServer(host="127.0.0.1", port=0, background_polls=3).start()
-    yield server
-    server.stop()
-
-
-def make_client(url, **http_options):
-    options = {"retry_options": types.HttpRetryOptions(attempts=1), "timeout": 10_000}
-    options.update(http_options)
-    return genai.Client(api_key="test", http_options=types.HttpOptions(base_url=url, **options))
-
-
-@pytest.fixture
-def client(emulator):
-    return make_client(emulator.url)
 
 
 def http(emulator, method, path, body=None, headers=None, key="test"):

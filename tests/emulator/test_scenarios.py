@@ -11,13 +11,13 @@ import urllib.error
 import urllib.request
 
 import pytest
-from google import genai
 from google.genai import _interactions as api_errors
 from google.genai import types
 from google.genai.interactions import Interaction, InteractionSSEEvent
 from pydantic import TypeAdapter
 
 from runs.emulator import EmulatorServer
+from tests.emulator.conftest import make_client
 from runs.emulator.scenarios import refund_reason
 
 MODEL = "gemini-2.5-flash"
@@ -56,29 +56,6 @@ LOOKED_UP = {
     "items": [{"sku": "KETTLE-1", "name": "Glass kettle", "quantity": 1}],
 }
 SSE_EVENT = TypeAdapter(InteractionSSEEvent)
-
-
-@pytest.fixture
-def emulator(monkeypatch):
-    # The SDK honours proxies and an API-version override from the environment;
-    # neither may leak into a test talking to 127.0.0.1.
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                 "ALL_PROXY", "GOOGLE_GENAI_API_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    server = EmulatorServer(host="127.0.0.1", port=0, background_polls=3).start()
-    yield server
-    server.stop()
-
-
-def make_client(url, **http_options):
-    options = {"retry_options": types.HttpRetryOptions(attempts=1), "timeout": 10_000}
-    options.update(http_options)
-    return genai.Client(api_key="test", http_options=types.HttpOptions(base_url=url, **options))
-
-
-@pytest.fixture
-def client(emulator):
-    return make_client(emulator.url)
 
 
 def http(emulator, method, path, body=None):
