@@ -1,5 +1,5 @@
-"""Forms for deciding a function call. They only clean input; ``Approval.approve`` and
-``Approval.reject`` take the decision."""
+"""Forms for the approval desk. They only clean input; ``Approval`` methods take the decisions and
+the views apply the queue's filters."""
 
 from __future__ import annotations
 
@@ -8,11 +8,25 @@ from typing import Any
 
 from django import forms
 
+from approvals import tools
+from approvals.models import DecisionRefused
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(
+            f"This is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
+            'Quote strings: "like this".'
+        ) from None
+
 
 class ApproveForm(forms.Form):
     """``shown_hash``: the ``arguments_hash`` of the arguments the reviewer was shown.
-    ``result``: the JSON to send as the function's result, only for calls Handoff has no body for
-    (``requires_result=True``); the field does not exist otherwise."""
+    ``result``: the JSON to send as the function's result, only when answering by hand
+    (``requires_result=True``: a call Handoff has no body for, or a *respond* decision); the
+    field does not exist otherwise."""
 
     shown_hash = forms.CharField(widget=forms.HiddenInput, max_length=64)
     result = forms.CharField(
@@ -28,16 +42,41 @@ class ApproveForm(forms.Form):
             del self.fields["result"]
 
     def clean_result(self) -> Any:
-        text = self.cleaned_data["result"]
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                f"This is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
-                'Quote strings: "like this".'
-            ) from None
+        value = _parse_json(self.cleaned_data["result"])
         if value is None:
             raise forms.ValidationError("Type the result to send: null is not a result.")
+        return value
+
+
+class EditForm(forms.Form):
+    """Edit the arguments, then approve them. ``arguments``: a JSON object, checked against the
+    tool's JSON Schema when it differs from ``current`` (the arguments in force), so a schema
+    error is shown in the form; ``Approval.approve`` checks again."""
+
+    shown_hash = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    arguments = forms.CharField(
+        label="Arguments",
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "class": "mono"}),
+        help_text="JSON object; checked against the tool's schema before it is approved.",
+        error_messages={"required": "Give the arguments to approve (a JSON object)."},
+    )
+
+    def __init__(self, *args: Any, function_name: str, current: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.function_name = function_name
+        self.current = current
+        if not self.is_bound:
+            self.initial.setdefault("arguments", json.dumps(current, indent=2, ensure_ascii=False))
+
+    def clean_arguments(self) -> dict[str, Any]:
+        value = _parse_json(self.cleaned_data["arguments"])
+        if not isinstance(value, dict):
+            raise forms.ValidationError("The arguments must be a JSON object: {\"name\": value, …}.")
+        if value != self.current:
+            try:
+                tools.validate_arguments(self.function_name, value)
+            except DecisionRefused as exc:
+                raise forms.ValidationError(str(exc)) from None
         return value
 
 
@@ -50,3 +89,82 @@ class RejectForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why this call should not run (the model is told)."}),
         error_messages={"required": "Give a reason: the model is told why its call was rejected."},
     )
+
+
+class QueueFilterForm(forms.Form):
+    """The queue's tab and filters, read from the query string so a view of the queue can be
+    bookmarked; the bulk page and "Claim next" take the same fields. Every field is optional; a
+    value that does not clean is left out of ``cleaned_data`` and its error shown instead."""
+
+    STATES = {"pending": "Pending", "claimed": "Claimed", "decided": "Decided", "expired": "Expired"}
+    AGES = {"1h": "Older than 1 hour", "4h": "Older than 4 hours", "1d": "Older than 1 day"}
+    REQUIREMENTS = {"single": "One approval", "four-eyes": "Four-eyes (two or more)"}
+
+    state = forms.ChoiceField(label="State", required=False, choices=list(STATES.items()))
+    tool = forms.CharField(label="Tool", required=False, max_length=200)
+    run = forms.IntegerField(label="Run", required=False, min_value=1,
+                             error_messages={"invalid": "A run is named by its number."})
+    age = forms.ChoiceField(label="Age", required=False, choices=[("", "Any age"), *AGES.items()])
+    assignee = forms.CharField(label="Claimed by", required=False, max_length=150,
+                               help_text='A username, or "me".')
+    policy = forms.CharField(label="Policy says", required=False, max_length=200)
+    requirement = forms.ChoiceField(label="Requirement", required=False,
+                                    choices=[("", "Any requirement"), *REQUIREMENTS.items()])
+    group = forms.CharField(label="Approver group", required=False, max_length=150)
+
+    FILTERS = ("tool", "run", "age", "assignee", "policy", "requirement", "group")
+
+    def active_filters(self) -> dict[str, Any]:
+        """The filters that cleaned and are set (the state tab apart), as query-string values."""
+        data = getattr(self, "cleaned_data", {})
+        return {name: data[name] for name in self.FILTERS if data.get(name) not in (None, "")}
+
+
+class ItemsField(forms.Field):
+    """The calls a bulk decision covers, each as ``<approval id>:<arguments hash shown>``."""
+
+    widget = forms.MultipleHiddenInput
+    default_error_messages = {
+        "required": "Select at least one call.",
+        "invalid": "A selected call is malformed; open the preview again.",
+    }
+
+    def to_python(self, value: Any) -> list[tuple[int, str]]:
+        items = []
+        for entry in value or []:
+            pk, _, shown_hash = str(entry).partition(":")
+            if not pk.isdigit() or not shown_hash or len(shown_hash) > 64:
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+            items.append((int(pk), shown_hash))
+        return list(dict.fromkeys(items))
+
+
+class BulkDecisionForm(forms.Form):
+    """One verdict for several calls. ``items``: what the preview showed; ``reason``: required to
+    reject (the model is told it), ignored to approve."""
+
+    VERDICTS = {"approve": "Approve", "reject": "Reject"}
+
+    items = ItemsField()
+    verdict = forms.ChoiceField(choices=list(VERDICTS.items()))
+    reason = forms.CharField(
+        label="Reason (required to reject)", required=False,
+        widget=forms.Textarea(attrs={"rows": 2,
+                                     "placeholder": "Why these calls should not run (each model is told)."}),
+    )
+
+    def __init__(self, *args: Any, limit: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limit = limit
+
+    def clean_items(self) -> list[tuple[int, str]]:
+        items = self.cleaned_data["items"]
+        if len(items) > self.limit:
+            raise forms.ValidationError(f"At most {self.limit} calls can be decided together.")
+        return items
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("verdict") == "reject" and not cleaned.get("reason"):
+            self.add_error("reason", "Give a reason: each model is told why its call was rejected.")
+        return cleaned

@@ -1,48 +1,242 @@
-"""Pages for approvals: the queue, one approval, the decisions, and the audit log download."""
+"""Pages for approvals: the queue, one approval, the decisions, claims, bulk decisions, and the
+audit log download."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, Iterator
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, Subquery
+from django.db import connection, transaction
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST, require_safe
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from approvals import tools
 from approvals.audit import export_lines
-from approvals.forms import ApproveForm, RejectForm
-from approvals.models import Approval, AuditEvent, DecisionRefused, is_auditor, is_reviewer
+from approvals.forms import ApproveForm, BulkDecisionForm, EditForm, QueueFilterForm, RejectForm
+from approvals.models import Approval, AuditEvent, Decision, DecisionRefused, is_auditor, is_reviewer
 from runs.models import Step
 
-# The queue shows this many pending calls (oldest first); the navigation badge counts them all.
+# The queue lists this many calls of a tab; the tab counts are exact whatever their size.
 QUEUE_LIMIT = 200
-RECENTLY_DECIDED = 20
+# At most this many calls are decided by one bulk decision.
+BULK_LIMIT = 100
 # Steps shown on an approval page as the context of the call (the last ones before it).
 CONTEXT_STEPS = 30
+# A deadline this close is shown as due soon.
+DUE_SOON = timedelta(minutes=30)
+
+AGES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "1d": timedelta(days=1)}
+APPROVE = Decision.Verdict.APPROVE
+
+
+# --- Who may do what -------------------------------------------------------------------------
+
+
+def _group_names(user) -> frozenset[str]:
+    return frozenset(user.groups.values_list("name", flat=True))
+
+
+def _may_decide_any(user) -> bool:
+    """Reviewers, and members of a group some pending call waits for (an escalation group)."""
+    return is_reviewer(user) or Approval.objects.decidable_by(user).exists()
+
+
+def _check_may_decide(user, approval: Approval) -> None:
+    if approval.approver_group not in _group_names(user):
+        raise PermissionDenied(f"Only members of the {approval.approver_group} group may decide this call.")
+
+
+def _with_progress(approvals: QuerySet[Approval], user) -> QuerySet[Approval]:
+    """``approvals`` annotated with ``approvals_count`` (approve decisions on the arguments in
+    force, as ``Approval.approvals_so_far`` counts them) and ``approved_by_me``, in the same
+    query: a list shows "1 of 2 approvals" without a query per row."""
+    counting = Decision.objects.filter(
+        approval=OuterRef("pk"), verdict=APPROVE, arguments_hash=OuterRef("arguments_hash")
+    )
+    return approvals.annotate(
+        approvals_count=Coalesce(
+            Subquery(counting.order_by().values("approval").annotate(n=Count("pk")).values("n")[:1]), 0
+        ),
+        approved_by_me=Exists(counting.filter(user=user.pk)),
+    )
+
+
+def _span(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _time_left(approval: Approval, now: datetime) -> dict[str, Any] | None:
+    """The deadline of a pending call as shown: ``text`` ("1 h 05 min left", "overdue by
+    3 min"), ``overdue``, ``soon``; ``None`` when it has no deadline or is no longer pending."""
+    if approval.deadline_at is None or not approval.is_pending:
+        return None
+    seconds = (approval.deadline_at - now).total_seconds()
+    if seconds <= 0:
+        return {"text": f"overdue by {_span(-seconds)}", "overdue": True, "soon": False}
+    return {"text": f"{_span(seconds)} left", "overdue": False, "soon": seconds <= DUE_SOON.total_seconds()}
+
+
+def _desk(approval: Approval, user, groups: frozenset[str], now: datetime) -> Approval:
+    """Set what a person may do with ``approval`` on it, for the templates (``may_decide``,
+    ``can_approve``, ``can_edit``, ``can_respond``, ``can_reject``, ``can_claim``,
+    ``can_release``, ``claimed_by_me``, ``claimed_by_other``, ``creator_blocked``,
+    ``time_left``). Expects ``approvals_count`` and ``approved_by_me`` (``_with_progress``).
+    The views check again when the person acts; the model has the last word."""
+    allowed = set(approval.allowed_decisions)
+    claimed = approval.is_pending and approval.claimed_until is not None and approval.claimed_until > now
+    approval.claimed_by_me = claimed and approval.claimed_by_id == user.pk
+    approval.claimed_by_other = claimed and not approval.claimed_by_me
+    approval.may_decide = approval.is_pending and approval.approver_group in groups
+    open_to_me = approval.may_decide and not approval.claimed_by_other
+    approval.creator_blocked = not approval.creator_may_approve and approval.run.created_by_id == user.pk
+    may_approve = open_to_me and not approval.creator_blocked and not approval.approved_by_me
+    approval.can_approve = may_approve and "approve" in allowed and not approval.requires_manual_result
+    approval.can_edit = may_approve and "edit" in allowed and not approval.requires_manual_result
+    approval.can_respond = may_approve and ("respond" in allowed or approval.requires_manual_result)
+    approval.can_reject = open_to_me and "reject" in allowed
+    approval.can_claim = approval.may_decide and not claimed
+    approval.can_release = claimed and (approval.claimed_by_me or user.is_superuser)
+    approval.time_left = _time_left(approval, now)
+    return approval
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    """Where to go after a change: the form's ``next`` when it is a path on this site."""
+    url = request.POST.get("next", "")
+    if url and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return url
+    return default
+
+
+def _go(request: HttpRequest, url: str) -> HttpResponse:
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+# --- The queue -------------------------------------------------------------------------------
+
+
+def _state_filters(now: datetime) -> dict[str, Q]:
+    """The queue's tabs. *Pending* holds every call waiting for people, claimed or not;
+    *Claimed* those of them someone holds right now."""
+    return {
+        "pending": Q(status=Approval.Status.PENDING),
+        "claimed": Q(status=Approval.Status.PENDING, claimed_until__gt=now),
+        "decided": Q(status__in=[Approval.Status.APPROVED, Approval.Status.REJECTED]),
+        "expired": Q(status=Approval.Status.EXPIRED),
+    }
+
+
+def _filtered(form: QueueFilterForm, user, now: datetime) -> QuerySet[Approval]:
+    """Calls people decide (never the ones policy ran at once), narrowed by the filters of
+    ``form`` (bound and validated) that cleaned; the tab is applied by the caller."""
+    data = form.cleaned_data
+    approvals = Approval.objects.exclude(status=Approval.Status.AUTO)
+    if data.get("tool"):
+        approvals = approvals.filter(function_name=data["tool"])
+    if data.get("run"):
+        approvals = approvals.filter(run_id=data["run"])
+    if data.get("age"):
+        approvals = approvals.filter(created_at__lte=now - AGES[data["age"]])
+    if data.get("assignee"):
+        holder = Q(claimed_by=user) if data["assignee"] == "me" else Q(claimed_by__username=data["assignee"])
+        approvals = approvals.filter(holder, claimed_until__gt=now)
+    if data.get("policy"):
+        approvals = approvals.filter(policy__icontains=data["policy"])
+    if data.get("requirement") == "four-eyes":
+        approvals = approvals.filter(approvals_required__gt=1)
+    elif data.get("requirement") == "single":
+        approvals = approvals.filter(approvals_required=1)
+    if data.get("group"):
+        approvals = approvals.filter(approver_group=data["group"])
+    return approvals
+
+
+@contextmanager
+def _one_snapshot() -> Iterator[None]:
+    """Run the queries inside against one snapshot of the database (PostgreSQL's REPEATABLE
+    READ), so the tab counts and the list agree even when a call arrives or is decided between
+    the two queries. Inside an outer transaction (tests, a caller's atomic block) the outer
+    transaction's isolation applies: it cannot be changed once it has run a query."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def _query_string(filters: dict[str, Any], **extra: Any) -> str:
+    return urlencode({**filters, **{k: v for k, v in extra.items() if v}})
 
 
 @login_required
 @require_safe
 @vary_on_headers("HX-Request")
 def queue(request: HttpRequest) -> HttpResponse:
-    """Pending approvals, oldest first, and the last decisions. Anyone signed in may look; only
-    reviewers get the buttons. An htmx request gets only the ``approval-queue`` partial."""
-    pending = Approval.objects.pending().select_related("run").order_by("created_at", "id")
-    decided = (
-        Approval.objects.filter(status__in=Approval.DECIDED_STATUSES)
-        .select_related("run", "decided_by")
-        .order_by("-decided_at", "-id")
-    )
+    """One inbox across all runs: a tab per state (``?state=pending|claimed|decided|expired``)
+    with its count, and filters (``tool``, ``run``, ``age``, ``assignee``, ``policy``,
+    ``requirement``, ``group``). Pending and claimed calls are listed oldest first, decided and
+    expired ones latest decision first. Anyone signed in may look; the buttons show to those who
+    may decide each call. An htmx request (the page polls every 2 s) gets only the
+    ``approval-queue`` partial, which also carries the navigation badge out of band."""
+    form = QueueFilterForm(request.GET)
+    form.is_valid()
+    state = form.cleaned_data.get("state") or "pending"
+    now = timezone.now()
+    states = _state_filters(now)
+    with _one_snapshot():
+        # The counts and the list come from the same filtered queryset and the same state
+        # conditions, so a tab's count is the length of its list (up to QUEUE_LIMIT).
+        approvals = _filtered(form, request.user, now)
+        counts = approvals.aggregate(**{name: Count("pk", filter=q) for name, q in states.items()})
+        order = ("created_at", "id") if state in ("pending", "claimed") else ("-decided_at", "-id")
+        rows = list(
+            _with_progress(approvals.filter(states[state]), request.user)
+            .select_related("run", "claimed_by", "decided_by")
+            .order_by(*order)[:QUEUE_LIMIT]
+        )
+    groups = _group_names(request.user)
+    filters = form.active_filters()
     context = {
-        "pending": pending[:QUEUE_LIMIT],
+        "form": form,
+        "state": state,
+        "rows": [_desk(row, request.user, groups, now) for row in rows],
+        "tabs": [(name, label, counts[name], _query_string(filters, state=name if name != "pending" else ""))
+                 for name, label in QueueFilterForm.STATES.items()],
+        "count": counts[state],
         "queue_limit": QUEUE_LIMIT,
-        "decided": decided[:RECENTLY_DECIDED],
-        "can_decide": is_reviewer(request.user),
+        "filters": filters,
+        "query": _query_string(filters, state=state if state != "pending" else ""),
+        "filter_query": _query_string(filters),
+        "can_decide": _may_decide_any(request.user),
         "can_export_audit": is_auditor(request.user),
+        "tool_names": sorted(tools.registry),
     }
     template = "approvals/queue.html"
     if request.htmx:
@@ -50,22 +244,31 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+# --- One approval ----------------------------------------------------------------------------
+
+
 def _get_approval(pk: int) -> Approval:
-    return get_object_or_404(Approval.objects.select_related("run", "interaction", "decided_by"), pk=pk)
+    return get_object_or_404(
+        Approval.objects.select_related("run", "interaction", "decided_by", "claimed_by"), pk=pk
+    )
+
+
+def _call_index(approval: Approval) -> Subquery:
+    return Subquery(
+        Step.objects.filter(interaction=approval.interaction_id, type="function_call", call_id=approval.call_id)
+        .values("index")[:1]
+    )
 
 
 def _context_steps(approval: Approval) -> list[Step]:
     """The last ``CONTEXT_STEPS`` steps of the run before this call, oldest first, in one
     query whatever the size of the run."""
-    call_index = Step.objects.filter(
-        interaction=approval.interaction_id, type="function_call", call_id=approval.call_id
-    ).values("index")[:1]
     steps = (
         Step.objects.filter(
             interaction__run=approval.run_id,
             interaction__sequence__lte=approval.interaction.sequence,
         )
-        .exclude(Q(interaction=approval.interaction_id) & Q(index__gte=Subquery(call_index)))
+        .exclude(Q(interaction=approval.interaction_id) & Q(index__gte=_call_index(approval)))
         .select_related("interaction")
         .only("type", "index", "call_id", "name", "data", "interaction__sequence", "interaction__interaction_id")
         .order_by("-interaction__sequence", "-index")
@@ -73,28 +276,66 @@ def _context_steps(approval: Approval) -> list[Step]:
     return list(reversed(steps[:CONTEXT_STEPS]))
 
 
+def _texts(blocks: Any) -> list[str]:
+    if isinstance(blocks, str):
+        return [blocks]
+    if not isinstance(blocks, list):
+        return []
+    return [
+        b["text"] for b in blocks
+        if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+    ]
+
+
+def _stated_reason(approval: Approval) -> list[dict[str, str]]:
+    """What the model said before asking, in the interaction that holds the call: the text of
+    its thought summaries and ``model_output`` steps before the call's index, in order. Each is
+    ``{"kind": "Thought summary" | "Model said", "text": ...}``; empty when it said nothing."""
+    steps = Step.objects.filter(
+        interaction=approval.interaction_id, type__in=["thought", "model_output"], index__lt=_call_index(approval)
+    ).order_by("index")
+    said = []
+    for step in steps:
+        data = step.data if isinstance(step.data, dict) else {}
+        if step.type == "thought":
+            kind, texts = "Thought summary", _texts(data.get("summary"))
+        else:
+            kind, texts = "Model said", _texts(data.get("content"))
+        text = "\n\n".join(t.strip() for t in texts if t.strip())
+        if text:
+            said.append({"kind": kind, "text": text})
+    return said
+
+
 def _render_approval(
     request: HttpRequest,
     approval: Approval,
     *,
     approve_form: ApproveForm | None = None,
+    respond_form: ApproveForm | None = None,
+    edit_form: EditForm | None = None,
     reject_form: RejectForm | None = None,
     error: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    can_decide = approval.is_pending and is_reviewer(request.user)
+    user = request.user
+    decisions = list(approval.decisions.select_related("user"))
+    counting = [d for d in decisions if d.verdict == APPROVE and d.arguments_hash == approval.arguments_hash]
+    approval.approvals_count = len(counting)
+    approval.approved_by_me = any(d.user_id == user.pk for d in counting)
+    _desk(approval, user, _group_names(user), timezone.now())
+    # A refused decision shows the current arguments: the forms carry their hash afresh.
     initial = {"shown_hash": approval.arguments_hash}
-    if can_decide:
-        # A refused decision shows the current arguments: the forms carry their hash afresh.
-        approve_form = approve_form or ApproveForm(initial=initial, requires_result=approval.requires_manual_result)
-        reject_form = reject_form or RejectForm(initial=initial)
     context = {
         "approval": approval,
         "tool": tools.get(approval.function_name),
-        "can_decide": can_decide,
-        "is_reviewer": is_reviewer(request.user),
-        "approve_form": approve_form,
-        "reject_form": reject_form,
+        "decisions": decisions,
+        "is_reviewer": is_reviewer(user),
+        "approve_form": approve_form or ApproveForm(initial=initial),
+        "respond_form": respond_form or ApproveForm(initial=initial, requires_result=True),
+        "edit_form": edit_form or EditForm(initial=initial, function_name=approval.function_name,
+                                           current=approval.current_arguments),
+        "reject_form": reject_form or RejectForm(initial=initial),
         "error": error,
     }
     template = "approvals/approval_detail.html"
@@ -102,6 +343,7 @@ def _render_approval(
         template += "#approval-decision"
     else:
         context["context_steps"] = _context_steps(approval)
+        context["stated_reason"] = _stated_reason(approval)
     return render(request, template, context, status=status)
 
 
@@ -109,8 +351,9 @@ def _render_approval(
 @require_safe
 @vary_on_headers("HX-Request")
 def approval_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """What is being decided, and the forms to decide it (reviewers, pending calls only). An
-    htmx request gets only the ``approval-decision`` partial."""
+    """What is being decided (the call, the tool, the model's stated reason, the policy, who
+    approved so far, deadline and claim) and the forms to decide it, as the tool's decisions
+    allow, for those who may. An htmx request gets only the ``approval-decision`` partial."""
     return _render_approval(request, _get_approval(pk))
 
 
@@ -118,46 +361,61 @@ def _decided(request: HttpRequest, approval: Approval, won: bool, success: str) 
     if won:
         messages.success(request, success)
     else:
+        approval.refresh_from_db()
         by = f" by {approval.decided_by.get_username()}" if approval.decided_by else ""
         messages.warning(request, f"Already decided{by}: {approval.get_status_display()}. Nothing was changed.")
-    url = approval.get_absolute_url()
-    if request.htmx:
-        return HttpResponseClientRedirect(url)
-    return redirect(url)
+    return _go(request, _next_url(request, approval.get_absolute_url()))
 
 
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
 def approve(request: HttpRequest, pk: int) -> HttpResponse:
-    """Approve a pending call (reviewers only, 403 otherwise). Answers 400 for an invalid form,
-    409 when the model refuses the decision (arguments changed since shown)."""
+    """Approve a pending call as shown (``shown_hash``); with ``arguments``, edit them then
+    approve; with ``result``, answer it by hand. 403 for someone outside the call's approver
+    group (or its run's creator where policy forbids it); 400 for an invalid form (bad JSON,
+    arguments outside the tool's schema); 409 when the model refuses the decision (arguments
+    changed since shown, claimed by someone else, approved twice by the same person)."""
     approval = _get_approval(pk)
-    if not is_reviewer(request.user):
-        raise PermissionDenied("Only members of the reviewers group may decide function calls.")
-    form = ApproveForm(request.POST, requires_result=approval.requires_manual_result)
+    _check_may_decide(request.user, approval)
+    if "arguments" in request.POST:
+        form = EditForm(request.POST, function_name=approval.function_name, current=approval.current_arguments)
+        bound = {"edit_form": form}
+    elif "result" in request.POST or approval.requires_manual_result:
+        form = ApproveForm(request.POST, requires_result=True)
+        bound = {"respond_form": form}
+    else:
+        form = ApproveForm(request.POST)
+        bound = {"approve_form": form}
     if not form.is_valid():
-        return _render_approval(request, approval, approve_form=form, status=400)
+        return _render_approval(request, approval, **bound, status=400)
     try:
         won = approval.approve(
             by=request.user,
             shown_hash=form.cleaned_data["shown_hash"],
             result=form.cleaned_data.get("result"),
+            arguments=form.cleaned_data.get("arguments"),
         )
     except DecisionRefused as exc:
+        approval.refresh_from_db()
         return _render_approval(request, approval, error=str(exc), status=409)
-    return _decided(request, approval, won, f"Approved {approval.function_name}: the run goes on.")
+    if approval.status == Approval.Status.PENDING:
+        done = (f"{approval.approvals_so_far()} of {approval.approvals_required} approvals, "
+                "waiting for another reviewer.")
+    else:
+        done = "the run goes on."
+    edited = " with edited arguments" if "arguments" in form.cleaned_data else ""
+    return _decided(request, approval, won, f"Approved {approval.function_name}{edited}: {done}")
 
 
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
 def reject(request: HttpRequest, pk: int) -> HttpResponse:
-    """Reject a pending call with a reason (reviewers only, 403 otherwise). Answers 400 for an
-    invalid form, 409 when the model refuses the decision."""
+    """Reject a pending call with a reason. 403 for someone outside the call's approver group;
+    400 for an invalid form; 409 when the model refuses the decision."""
     approval = _get_approval(pk)
-    if not is_reviewer(request.user):
-        raise PermissionDenied("Only members of the reviewers group may decide function calls.")
+    _check_may_decide(request.user, approval)
     form = RejectForm(request.POST)
     if not form.is_valid():
         return _render_approval(request, approval, reject_form=form, status=400)
@@ -166,9 +424,169 @@ def reject(request: HttpRequest, pk: int) -> HttpResponse:
             by=request.user, shown_hash=form.cleaned_data["shown_hash"], reason=form.cleaned_data["reason"]
         )
     except DecisionRefused as exc:
+        approval.refresh_from_db()
         return _render_approval(request, approval, error=str(exc), status=409)
     return _decided(request, approval, won, f"Rejected {approval.function_name}: the model is told why.")
 
+
+# --- Claims ----------------------------------------------------------------------------------
+
+
+def _until(approval: Approval) -> str:
+    return timezone.localtime(approval.claimed_until).strftime("%H:%M")
+
+
+@login_required
+@require_POST
+@vary_on_headers("HX-Request")
+def claim(request: HttpRequest, pk: int) -> HttpResponse:
+    """Claim a pending call for a lease (``approvals.models.CLAIM_LEASE``), or renew one's own
+    claim. 403 outside the call's approver group. Redirects to ``next`` or the call's page."""
+    approval = _get_approval(pk)
+    if approval.claim(by=request.user):  # PermissionDenied: 403
+        messages.success(request, f"You hold {approval.function_name} #{approval.pk} until {_until(approval)}.")
+    elif approval.is_claimed:
+        holder = approval.claimed_by.get_username()
+        messages.warning(request, f"{holder} has claimed this call until {_until(approval)}.")
+    else:
+        messages.warning(request, f"Already decided: {approval.get_status_display()}. Nothing to claim.")
+    return _go(request, _next_url(request, approval.get_absolute_url()))
+
+
+@login_required
+@require_POST
+@vary_on_headers("HX-Request")
+def release(request: HttpRequest, pk: int) -> HttpResponse:
+    """Give up a claim: its holder, or a superuser freeing someone else's (403 otherwise)."""
+    approval = _get_approval(pk)
+    if not approval.is_claimed:
+        messages.info(request, "No one holds a claim on this call.")
+    elif approval.claimed_by_id != request.user.pk and not request.user.is_superuser:
+        raise PermissionDenied("Only the holder of a claim, or an admin, may release it.")
+    else:
+        holder = approval.claimed_by.get_username()
+        if approval.release(by=request.user):
+            whose = "your claim" if holder == request.user.get_username() else f"{holder}'s claim"
+            messages.success(request, f"Released {whose} on {approval.function_name} #{approval.pk}.")
+    return _go(request, _next_url(request, approval.get_absolute_url()))
+
+
+@login_required
+@require_POST
+@vary_on_headers("HX-Request")
+def claim_next(request: HttpRequest) -> HttpResponse:
+    """Claim the oldest unclaimed call the person may decide, within the queue's filters (posted
+    with the button), and go to it. 403 for someone who may decide nothing."""
+    if not _may_decide_any(request.user):
+        raise PermissionDenied("Only reviewers may claim calls.")
+    form = QueueFilterForm(request.POST)
+    form.is_valid()
+    approval = Approval.claim_next(by=request.user, queryset=_filtered(form, request.user, timezone.now()))
+    if approval is None:
+        where = " with these filters" if form.active_filters() else ""
+        messages.info(request, f"Nothing left for you to claim{where}.")
+        query = _query_string(form.active_filters())
+        return _go(request, reverse("approvals:queue") + (f"?{query}" if query else ""))
+    messages.success(request, f"You hold {approval.function_name} #{approval.pk} until {_until(approval)}.")
+    return _go(request, approval.get_absolute_url())
+
+
+# --- Bulk decisions --------------------------------------------------------------------------
+
+
+def _preview(request: HttpRequest, form: QueueFilterForm, pks: list[int] | None) -> tuple[list[Approval], int]:
+    """The calls a bulk decision would cover and how many there are in all: ``pks`` when
+    chosen by hand (any state: a decided one shows as such), else the pending calls matching
+    the queue's filters, oldest first, at most ``BULK_LIMIT``."""
+    now = timezone.now()
+    if pks is not None:
+        approvals = Approval.objects.filter(pk__in=pks[:BULK_LIMIT])
+    else:
+        state = "claimed" if form.cleaned_data.get("state") == "claimed" else "pending"
+        approvals = _filtered(form, request.user, now).filter(_state_filters(now)[state])
+    total = approvals.count()
+    rows = list(_with_progress(approvals, request.user).select_related("run", "claimed_by", "decided_by")
+                .order_by("created_at", "id")[:BULK_LIMIT])
+    groups = _group_names(request.user)
+    return [_desk(row, request.user, groups, now) for row in rows], total
+
+
+def _decide_each(user, items: list[tuple[int, str]], verdict: str, reason: str) -> list[dict[str, Any]]:
+    """Decide each call on its own, with the hash its preview showed: one call refused (no
+    right, stale arguments, a claim) or already decided never stops the others, and each
+    decision is idempotent (a repeated one reports "already decided"). Returns one result per
+    item: ``approval`` (or ``None``), ``outcome`` (approved, partial, rejected, already,
+    refused, missing) and ``detail``."""
+    found = Approval.objects.select_related("run", "decided_by").in_bulk([pk for pk, _ in items])
+    results = []
+    for pk, shown_hash in items:
+        approval = found.get(pk)
+        if approval is None:
+            results.append({"pk": pk, "approval": None, "outcome": "missing", "detail": "No such call."})
+            continue
+        try:
+            if verdict == "approve":
+                won = approval.approve(by=user, shown_hash=shown_hash)
+            else:
+                won = approval.reject(by=user, shown_hash=shown_hash, reason=reason)
+        except (PermissionDenied, DecisionRefused) as exc:
+            results.append({"pk": pk, "approval": approval, "outcome": "refused", "detail": str(exc)})
+            continue
+        approval.refresh_from_db()
+        if not won:
+            by = f" by {approval.decided_by.get_username()}" if approval.decided_by else ""
+            outcome, detail = "already", f"Already decided{by}: {approval.get_status_display()}."
+        elif approval.status == Approval.Status.PENDING:
+            outcome = "partial"
+            detail = (f"{approval.approvals_so_far()} of {approval.approvals_required} approvals: "
+                      "waiting for another reviewer.")
+        elif approval.status == Approval.Status.APPROVED:
+            outcome, detail = "approved", "Approved: it runs."
+        else:
+            outcome, detail = "rejected", "Rejected: the model is told why."
+        results.append({"pk": pk, "approval": approval, "outcome": outcome, "detail": detail})
+    return results
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+@vary_on_headers("HX-Request")
+def bulk(request: HttpRequest) -> HttpResponse:
+    """GET: a preview of the calls chosen by hand (``?ids=1&ids=2``) or by the queue's filters,
+    with their arguments and the hashes shown. POST: approve or reject them (a reason is
+    required to reject), each on its own, and show a result per call. 403 for someone who may
+    decide nothing. An htmx POST gets only the ``bulk-decision`` partial."""
+    if not _may_decide_any(request.user):
+        raise PermissionDenied("Only reviewers may decide calls.")
+    filters = QueueFilterForm(request.GET)
+    filters.is_valid()
+    context: dict[str, Any] = {"filter_query": _query_string(filters.active_filters()), "bulk_limit": BULK_LIMIT}
+    status = 200
+    if request.method == "POST":
+        form = BulkDecisionForm(request.POST, limit=BULK_LIMIT)
+        if form.is_valid():
+            data = form.cleaned_data
+            context["results"] = _decide_each(request.user, data["items"], data["verdict"], data["reason"])
+            context["verdict"] = data["verdict"]
+        else:
+            # Show the calls posted again, as they are now, with the form's errors.
+            pks = [int(v.partition(":")[0]) for v in request.POST.getlist("items") if v.partition(":")[0].isdigit()]
+            context["rows"], context["total"] = _preview(request, filters, pks)
+            context["form"] = form
+            status = 400
+    else:
+        pks = request.GET.getlist("ids")
+        chosen = [int(pk) for pk in pks if pk.isdigit()] if pks else None
+        context["rows"], context["total"] = _preview(request, filters, chosen)
+        context["by_hand"] = chosen is not None
+        context["form"] = BulkDecisionForm(limit=BULK_LIMIT)
+    template = "approvals/bulk.html"
+    if request.htmx:
+        template += "#bulk-decision"
+    return render(request, template, context, status=status)
+
+
+# --- Audit log -------------------------------------------------------------------------------
 
 EXPORT_FORMATS = {
     "csv": "text/csv; charset=utf-8",

@@ -2,7 +2,8 @@ from approvals.models import Approval, is_reviewer
 
 
 def navigation(request):
-    """The pending-approvals badge in the navigation bar (one COUNT, signed-in users only)."""
+    """The pending-approvals badge in the navigation bar (one COUNT, signed-in users only). The
+    queue's polled partial renders it again out of band, so the badge follows the queue live."""
     if not request.user.is_authenticated:
         return {}
     return {

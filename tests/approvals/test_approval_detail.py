@@ -1,8 +1,10 @@
+from datetime import timedelta
+
 from django.utils import timezone
 
 from approvals.models import Approval
-from runs.models import Run
-from tests.factories import make_interaction, make_pending_approval, make_step, text_output
+from tests.conftest import make_user
+from tests.factories import make_pending_approval, make_step, requested_call, text_output
 
 
 def url(approval: Approval) -> str:
@@ -24,15 +26,34 @@ def test_it_shows_what_is_being_decided(client, alice):
     assert approval.interaction.interaction_id in body
 
 
-def test_a_reviewer_gets_both_forms_with_the_shown_hash(client, alice):
+def test_a_reviewer_gets_approve_edit_and_reject_with_the_shown_hash(client, alice):
     approval = make_pending_approval()
     client.force_login(alice)
     body = client.get(url(approval)).content.decode()
-    assert f'action="/approvals/{approval.pk}/approve/"' in body
+    assert body.count(f'action="/approvals/{approval.pk}/approve/"') == 2  # as shown, and edited
     assert f'action="/approvals/{approval.pk}/reject/"' in body
-    assert body.count(f'name="shown_hash" value="{approval.arguments_hash}"') == 2
+    assert body.count(f'name="shown_hash" value="{approval.arguments_hash}"') == 3
     assert 'name="reason"' in body
     assert 'name="result"' not in body
+
+
+def test_the_edit_form_is_prefilled_with_the_arguments_in_force(client, alice):
+    approval = make_pending_approval(arguments={"order_id": "A-1003", "amount": 1450.0, "reason": "Damaged"})
+    Approval.objects.filter(pk=approval.pk).update(edited_arguments={"order_id": "A-1003", "amount": 900.0, "reason": "Damaged"})
+    client.force_login(alice)
+    body = client.get(url(approval)).content.decode()
+    textarea = body.split('name="arguments"')[1].split("</textarea>")[0]
+    assert "&quot;amount&quot;: 900.0" in textarea
+    assert "Edit arguments…" in body
+
+
+def test_only_the_decisions_the_tool_allows_are_offered(client, alice):
+    approval = make_pending_approval()
+    Approval.objects.filter(pk=approval.pk).update(allowed_decisions=["reject"])
+    client.force_login(alice)
+    body = client.get(url(approval)).content.decode()
+    assert f'action="/approvals/{approval.pk}/approve/"' not in body
+    assert f'action="/approvals/{approval.pk}/reject/"' in body
 
 
 def test_a_call_without_a_body_asks_for_the_result(client, alice):
@@ -42,6 +63,8 @@ def test_a_call_without_a_body_asks_for_the_result(client, alice):
     assert "Not a tool registered in Handoff" in body
     assert 'name="result"' in body
     assert "required" in body.split('name="result"')[1].split(">")[0]
+    assert ">Send this result</button>" in body
+    assert 'name="arguments"' not in body  # no body to run edited arguments with
 
 
 def test_someone_who_may_not_decide_sees_the_call_but_no_forms(client, carol):
@@ -121,3 +144,158 @@ def test_it_refuses_post(client, alice):
     approval = make_pending_approval()
     client.force_login(alice)
     assert client.post(url(approval)).status_code == 405
+
+
+# --- What is being decided -------------------------------------------------------------------
+
+
+def test_it_shows_the_models_stated_reason_from_before_the_call(client, bob):
+    approval = make_pending_approval()
+    interaction = approval.interaction
+    call = interaction.steps.get()
+    call.index = 2
+    call.save()
+    make_step(interaction, {"type": "thought", "signature": "c2ln",
+                            "summary": [{"type": "text", "text": "The order totals $1,450; a full refund fits."}]}, index=0)
+    make_step(interaction, text_output("I will refund the broken monitor."), index=1)
+    make_step(interaction, text_output("SAID AFTER THE CALL"), index=3)
+    client.force_login(bob)
+    body = client.get(url(approval)).content.decode()
+    reason = body.split("The model's stated reason")[1].split("Why it waits")[0]
+    assert "Thought summary" in reason
+    assert "The order totals $1,450; a full refund fits." in reason
+    assert "Model said" in reason
+    assert "I will refund the broken monitor." in reason
+    assert "SAID AFTER THE CALL" not in reason
+
+
+def test_without_a_stated_reason_there_is_no_such_section(client, bob):
+    approval = make_pending_approval()
+    client.force_login(bob)
+    assert "stated reason" not in client.get(url(approval)).content.decode()
+
+
+def test_edited_arguments_are_shown_beside_the_models(client, bob):
+    approval = make_pending_approval(arguments={"order_id": "A-1003", "amount": 1450.0, "reason": "Damaged"})
+    Approval.objects.filter(pk=approval.pk).update(edited_arguments={"order_id": "A-1003", "amount": 900.0, "reason": "Damaged"})
+    client.force_login(bob)
+    body = client.get(url(approval)).content.decode()
+    original = body.split('class="json arguments arguments-original"')[1].split("</pre>")[0]
+    edited = body.split('class="json arguments arguments-edited"')[1].split("</pre>")[0]
+    assert "1450.0" in original and "900.0" in edited
+    assert "The model's arguments" in body
+
+
+def test_it_shows_four_eyes_progress_who_approved_deadline_and_group(client, alice):
+    dave = make_user("dave", "reviewers")
+    approval = requested_call("issue_refund", {"order_id": "A-1003", "amount": 1450, "reason": "Broken"})
+    approval.approve(by=dave, shown_hash=approval.arguments_hash)
+    client.force_login(alice)
+    body = client.get(url(approval)).content.decode()
+    assert "1 of 2 (four-eyes: different people)" in body
+    assert "Decisions so far · 1 of 2 approvals" in body
+    assert "<strong>dave</strong>" in body
+    assert "1 h 59 min left" in body or "2 h 00 min left" in body
+    assert "then escalated to finance-leads" in body
+    assert "reviewers group" in body
+    assert "not the person who started the run" in body
+    # alice may still approve: she is the second pair of eyes.
+    assert f'action="/approvals/{approval.pk}/approve/"' in body
+
+
+def test_the_reviewer_who_approved_already_is_told_it_waits_for_another(client, alice):
+    approval = requested_call("issue_refund", {"order_id": "A-1003", "amount": 1450, "reason": "Broken"})
+    approval.approve(by=alice, shown_hash=approval.arguments_hash)
+    client.force_login(alice)
+    body = client.get(url(approval)).content.decode()
+    assert "You approved these arguments: the call waits for another reviewer" in body
+    assert f'action="/approvals/{approval.pk}/approve/"' not in body
+    assert f'action="/approvals/{approval.pk}/reject/"' in body
+
+
+def test_the_runs_creator_may_reject_but_not_approve_where_policy_says_so(client, alice):
+    approval = requested_call("issue_refund", {"order_id": "A-1003", "amount": 1450, "reason": "Broken"}, created_by=alice)
+    client.force_login(alice)
+    body = client.get(url(approval)).content.decode()
+    assert "you started this run, so you may not approve its calls" in body
+    assert f'action="/approvals/{approval.pk}/approve/"' not in body
+    assert f'action="/approvals/{approval.pk}/reject/"' in body
+
+
+def test_an_overdue_and_escalated_call_says_so(client, alice):
+    approval = make_pending_approval()
+    Approval.objects.filter(pk=approval.pk).update(
+        deadline_at=timezone.now() - timedelta(minutes=3), escalated_at=timezone.now() - timedelta(hours=1),
+        approver_group="finance-leads",
+    )
+    client.force_login(alice)
+    body = client.get(url(approval)).content.decode()
+    assert "overdue by 3 min" in body
+    assert "escalated" in body
+    # Escalated to a group alice is not in: she sees it, and no forms.
+    assert "Only members of the finance-leads group may decide this call" in body
+    assert "/approve/" not in body
+
+
+def test_a_finance_lead_decides_an_escalated_call(client, db):
+    lead = make_user("erin", "finance-leads")
+    approval = make_pending_approval()
+    Approval.objects.filter(pk=approval.pk).update(approver_group="finance-leads")
+    client.force_login(lead)
+    body = client.get(url(approval)).content.decode()
+    assert f'action="/approvals/{approval.pk}/approve/"' in body
+
+
+# --- Claims on the page ----------------------------------------------------------------------
+
+
+def test_an_unclaimed_call_offers_a_claim(client, alice):
+    approval = make_pending_approval()
+    client.force_login(alice)
+    body = client.get(url(approval)).content.decode()
+    assert "No one has claimed this call." in body
+    assert f'action="/approvals/{approval.pk}/claim/"' in body
+
+
+def test_a_call_claimed_by_someone_else_shows_who_and_offers_no_decision(client, alice):
+    dave = make_user("dave", "reviewers")
+    approval = make_pending_approval()
+    approval.claim(by=dave)
+    client.force_login(alice)
+    body = client.get(url(approval)).content.decode()
+    assert "<strong>dave</strong> has claimed this call until" in body
+    assert "/approve/" not in body and "/reject/" not in body
+    assert "/claim/" not in body and "/release/" not in body
+
+
+def test_the_holder_may_renew_or_release_and_decide(client, alice):
+    approval = make_pending_approval()
+    approval.claim(by=alice)
+    client.force_login(alice)
+    body = client.get(url(approval)).content.decode()
+    assert "You hold this call" in body
+    assert ">Renew claim</button>" in body
+    assert f'action="/approvals/{approval.pk}/release/"' in body
+    assert f'action="/approvals/{approval.pk}/approve/"' in body
+
+
+def test_an_admin_may_release_someone_elses_claim(client, db):
+    from django.contrib.auth.models import User
+
+    dave = make_user("dave", "reviewers")
+    approval = make_pending_approval()
+    approval.claim(by=dave)
+    admin = User.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    body = client.get(url(approval)).content.decode()
+    assert ">Release dave's claim</button>" in body
+
+
+def test_a_decided_call_lists_the_decisions(client, alice):
+    approval = requested_call("issue_refund", {"order_id": "A-1003", "amount": 249, "reason": "Broken"})
+    approval.reject(by=alice, shown_hash=approval.arguments_hash, reason="Photo missing")
+    client.force_login(alice)
+    body = client.get(url(approval)).content.decode()
+    assert "Outcome" in body
+    assert "Decisions so far" in body
+    assert "“Photo missing”" in body

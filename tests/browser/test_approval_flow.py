@@ -53,7 +53,7 @@ def test_a_reviewer_approves_the_refund_and_watches_the_run_complete(worker, liv
 
     page.goto(f"{live_server.url}{run.get_absolute_url()}")
     # The timeline refreshes in place while the run is active: no reload needed.
-    expect(page.locator("#run-timeline")).to_contain_text("Completed", timeout=20_000)
+    expect(page.locator("#run-header")).to_contain_text("Completed", timeout=20_000)
     expect(page.locator("#run-timeline")).to_contain_text("R-")
     screenshot("06-run-detail-completed")
     run.refresh_from_db()
@@ -82,6 +82,6 @@ def test_a_reviewer_rejects_the_refund_with_a_reason(worker, live_server, page, 
     expect(page.locator("body")).to_contain_text("Rejected")
 
     page.goto(f"{live_server.url}{run.get_absolute_url()}")
-    expect(page.locator("#run-timeline")).to_contain_text("Completed", timeout=20_000)
+    expect(page.locator("#run-header")).to_contain_text("Completed", timeout=20_000)
     expect(page.locator("#run-timeline")).to_contain_text("No photo of the damage yet")
     screenshot("07-run-detail-rejected")
