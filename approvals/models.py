@@ -48,6 +48,15 @@ def is_auditor(user) -> bool:
 CLAIM_LEASE = timedelta(minutes=10)
 
 
+class StillExecuting(Exception):
+    """Another worker claimed this call's execution and may still be running it; look again in
+    ``seconds``."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"still executing; check again in {seconds:.0f}s")
+        self.seconds = seconds
+
+
 class DecisionRefused(Exception):
     """A decision that cannot be taken as asked (stale arguments, a missing result or reason, a
     claim held by someone else, the same person approving twice). The message says why, for
@@ -449,6 +458,12 @@ class Approval(models.Model):
         Claims the call with a conditional update first, so a duplicate task never runs the body
         twice. An exception from the body is sent to the model as an error result. Returns
         whether this call ran the body.
+
+        A call claimed by a worker that died before recording the result (its claim older than
+        ``EXECUTION_LEASE`` seconds, longer than a task may run) is settled with an error result
+        saying the outcome is unknown: the body may have run, so it is not run again, and the
+        model still hears about the call exactly once. Raises ``StillExecuting`` while another
+        worker's claim has not run out.
         """
         from approvals import audit, tools
 
@@ -457,6 +472,9 @@ class Approval(models.Model):
             execution_started_at__isnull=True, settled_at__isnull=True,
         ).update(execution_started_at=timezone.now())
         if not claimed:
+            self.refresh_from_db()
+            if self.settled_at is None and self.execution_started_at is not None:
+                self.settle_stalled_execution()
             return False
         self.refresh_from_db()
         tool = tools.get(self.function_name)
@@ -472,6 +490,37 @@ class Approval(models.Model):
             )
             self.settle(result, is_error=is_error)
         return True
+
+    def settle_stalled_execution(self, *, now=None) -> bool:
+        """Settle a call whose execution claim ran out with no result recorded (see ``execute``).
+        Raises ``StillExecuting`` when the claim is still within its lease. Returns whether this
+        call settled it."""
+        from approvals import audit
+
+        now = now or timezone.now()
+        expires = self.execution_started_at + timedelta(seconds=settings.EXECUTION_LEASE)
+        if now < expires:
+            raise StillExecuting((expires - now).total_seconds())
+        result = {"error": "The worker running this call stopped before its result was recorded. Handoff did "
+                           "not run it again: its effect is unknown, check before trying again."}
+        with transaction.atomic():
+            if not self.settle(result, is_error=True):
+                return False
+            audit.record(actor="system:worker", verb="function_call.outcome_unknown", obj=self, run=self.run,
+                         after={"call_id": self.call_id, "function_name": self.function_name,
+                                "started_at": self.execution_started_at.isoformat(), "result": result})
+        return True
+
+    @classmethod
+    def recover_stalled(cls, *, now=None) -> int:
+        """Settle every call whose execution claim ran out unsettled (the periodic job's safety
+        net for tasks lost with their worker). Returns how many."""
+        now = now or timezone.now()
+        stalled = cls.objects.filter(
+            settled_at__isnull=True,
+            execution_started_at__lt=now - timedelta(seconds=settings.EXECUTION_LEASE),
+        )
+        return sum(approval.settle_stalled_execution(now=now) for approval in stalled)
 
     def settle(self, result: Any, *, is_error: bool) -> bool:
         """Record the ``function_result`` for this call; when it is the interaction's last

@@ -2,13 +2,18 @@
 
 from celery import shared_task
 
-from approvals.models import Approval
+from approvals.models import Approval, StillExecuting
 
 
 @shared_task
 def execute_function_call(approval_pk: int) -> None:
     """Run the tool body of a settled-to-run call and send on its result (``Approval.execute``)."""
-    Approval.objects.get(pk=approval_pk).execute()
+    try:
+        Approval.objects.get(pk=approval_pk).execute()
+    except StillExecuting as exc:
+        # A redelivery while the first worker may still run the body: come back when its claim
+        # has run out, to settle the call if that worker died.
+        execute_function_call.apply_async((approval_pk,), countdown=exc.seconds)
 
 
 @shared_task(bind=True, max_retries=5)
@@ -28,8 +33,10 @@ def send_notifications(self, approval_pk: int, event: str) -> None:
 
 @shared_task
 def enforce_deadlines() -> None:
-    """The periodic job (Celery beat): reminders, escalations and expiries of approvals."""
+    """The periodic job (Celery beat): reminders, escalations and expiries of approvals, and
+    calls whose execution was lost with its worker."""
     Approval.enforce_deadlines()
+    Approval.recover_stalled()
 
 
 @shared_task

@@ -164,6 +164,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(os.environ.get("HANDOFF_DEADLINE_CHECK_SECONDS", "30")),
     },
     "seal-audit-chain": {"task": "approvals.tasks.seal_audit_chain", "schedule": 60.0},
+    "recover-stalled-interactions": {"task": "runs.tasks.recover_stalled_interactions", "schedule": 60.0},
 }
 
 # --- Gemini Interactions API ------------------------------------------------------------------
@@ -176,6 +177,9 @@ GEMINI_TASK_MAX_RETRIES = int(os.environ.get("HANDOFF_GEMINI_MAX_RETRIES", "5"))
 # A worker that claimed a send and then vanished is given up on after the request timeout plus
 # this margin (seconds); the send is then recorded as of unknown outcome, never repeated.
 SENDING_LEASE_MARGIN = float(os.environ.get("HANDOFF_SENDING_LEASE_MARGIN", "30"))
+# A worker that claimed a function call's execution and vanished: after this many seconds (more
+# than a task may run) the call is settled with an "outcome unknown" error, never run again.
+EXECUTION_LEASE = float(os.environ.get("HANDOFF_EXECUTION_LEASE", str(CELERY_TASK_TIME_LIMIT + 60)))
 # Polling a background interaction: the first GET after POLL_INITIAL_DELAY seconds, then the delay
 # doubles up to POLL_MAX_DELAY, so a run of T seconds costs O(log T) requests up to the cap.
 POLL_INITIAL_DELAY = float(os.environ.get("HANDOFF_POLL_INITIAL_DELAY", "1"))

@@ -396,7 +396,33 @@ def send(interaction_pk: int) -> None:
         # (gemini-interactions.md §10.4); pydantic's ValidationError is a ValueError.
         _fail_send(interaction, Interaction.Dispatch.ERROR, f"The SDK refused the request: {exc}")
         return
+    except Exception as exc:
+        # Anything else may have happened before or after the request left: say so, never resend.
+        _fail_send(interaction, Interaction.Dispatch.UNKNOWN, _unknown_outcome(f"{type(exc).__name__}: {exc}."))
+        raise
     record(interaction, response)
+
+
+def recover_stalled(*, lost_after: timedelta = timedelta(minutes=5)) -> dict[str, int]:
+    """The periodic safety net for work lost with a worker or a broker message: a send claim
+    past its lease is recorded as of unknown outcome (never resent), and an intent still
+    ``pending`` after ``lost_after`` in an active run is queued again (it was never sent, so
+    sending it is safe; the claim keeps a duplicate delivery from sending twice). Returns the
+    counts."""
+    now = timezone.now()
+    stalled = list(Interaction.objects.filter(
+        dispatch=Interaction.Dispatch.SENDING, sent_at__lt=now - sending_lease()
+    ).values_list("pk", flat=True))
+    for pk in stalled:
+        _check_claimed_send(pk, now)
+    lost = list(Interaction.objects.filter(
+        dispatch=Interaction.Dispatch.PENDING, created_at__lt=now - lost_after, run__status__in=Run.ACTIVE_STATUSES
+    ).values_list("pk", flat=True))
+    from runs.tasks import send_interaction
+
+    for pk in lost:
+        send_interaction.delay(pk)
+    return {"unknown": len(stalled), "requeued": len(lost)}
 
 
 def give_up(interaction_pk: int, exc: BaseException) -> None:
@@ -422,14 +448,16 @@ def _check_claimed_send(interaction_pk: int, now) -> None:
     expires = interaction.sent_at + sending_lease()
     if now < expires:
         raise StillSending((expires - now).total_seconds())
-    # The claim ran out with no answer recorded: the worker holding it died mid-request.
-    if Interaction.objects.filter(pk=interaction_pk, dispatch=Interaction.Dispatch.SENDING).update(
-        dispatch=Interaction.Dispatch.UNKNOWN
-    ):
-        _fail_send(
-            interaction, Interaction.Dispatch.UNKNOWN,
-            _unknown_outcome("The worker sending this request stopped before an answer was recorded."),
-        )
+    # The claim ran out with no answer recorded: the worker holding it died mid-request. One
+    # transaction, so the row never shows ``unknown`` without the error and the failed run.
+    with transaction.atomic():
+        if Interaction.objects.filter(pk=interaction_pk, dispatch=Interaction.Dispatch.SENDING).update(
+            dispatch=Interaction.Dispatch.UNKNOWN
+        ):
+            _fail_send(
+                interaction, Interaction.Dispatch.UNKNOWN,
+                _unknown_outcome("The worker sending this request stopped before an answer was recorded."),
+            )
 
 
 @transaction.atomic

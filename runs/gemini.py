@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,19 +145,36 @@ def parse(body: str, status_code: int = 200) -> Response:
     return Response(payload=payload, body=body, schema_error=schema_error)
 
 
-@functools.cache
+_client_lock = threading.Lock()
+
+
 def client() -> genai.Client:
     """The process's SDK client, built on first use (after Celery forks, never at import).
 
     Retries are off in the SDK (``attempts=1``): the Celery tasks decide what to retry, so a
     transient error is not retried five times by the SDK and again by the task.
+
+    Built under a lock: ``functools.cache`` may run a first call once per racing thread, and each
+    client but the one kept is garbage collected while its thread still uses it (callers keep
+    only ``client().interactions``); ``genai.Client.__del__`` closes its HTTP client, so that
+    request fails with "client has been closed" or is cut off mid-flight.
     """
+    with _client_lock:
+        return _build_client()
+
+
+@functools.cache
+def _build_client() -> genai.Client:
     return genai.Client(
         http_options=types.HttpOptions(
             timeout=settings.GEMINI_TIMEOUT_MS,
             retry_options=types.HttpRetryOptions(attempts=1),
         )
     )
+
+
+# Forget the client, so the next call builds one from the current settings and environment.
+client.cache_clear = _build_client.cache_clear
 
 
 def endpoint() -> str:

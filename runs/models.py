@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection, models
-from django.db.models import Q
+from django.db.models import F, Func, Q
 from django.urls import reverse
 from django.utils import timezone
 
 
-# The document the run list's full-text search matches; the GIN index is built on this exact
-# expression so PostgreSQL can use it.
+# The document the run list's full-text search matches: to_tsvector(SEARCH_CONFIG, input_text
+# || ' ' || output_text), through the SQL function run_search_document (migration 0003, which
+# says why it exists: it tells PostgreSQL what parsing a document costs). The GIN index is built
+# on this exact expression so PostgreSQL can use it.
 SEARCH_CONFIG = "english"
-SEARCH_VECTOR = SearchVector("input_text", "output_text", config=SEARCH_CONFIG)
+SEARCH_DOCUMENT = Func(
+    F("input_text"), F("output_text"), function="run_search_document", output_field=SearchVectorField()
+)
 
 
 class RunQuerySet(models.QuerySet):
@@ -28,7 +32,8 @@ class RunQuerySet(models.QuerySet):
         (``websearch_to_tsquery``: quoted phrases, ``or``, ``-word``) over the GIN index; a
         case-insensitive substring match on other databases."""
         if connection.vendor == "postgresql":
-            return self.annotate(search=SEARCH_VECTOR).filter(
+            # alias, not annotate: the document is only matched, never worth selecting.
+            return self.alias(search=SEARCH_DOCUMENT).filter(
                 search=SearchQuery(text, config=SEARCH_CONFIG, search_type="websearch")
             )
         return self.filter(Q(input_text__icontains=text) | Q(output_text__icontains=text))
@@ -108,8 +113,8 @@ class Run(models.Model):
             models.Index(fields=["model", "-created_at", "-id"], name="run_model_created_idx"),
             models.Index(fields=["agent", "-created_at", "-id"], name="run_agent_created_idx"),
             models.Index(fields=["created_by", "-created_at", "-id"], name="run_creator_created_idx"),
-            # Full-text search over inputs and output text (PostgreSQL only: see migration 0002).
-            GinIndex(SEARCH_VECTOR, name="run_search_idx"),
+            # Full-text search over inputs and output text (PostgreSQL only: migrations 0002, 0003).
+            GinIndex(SEARCH_DOCUMENT, name="run_search_idx"),
         ]
 
     def __str__(self) -> str:

@@ -54,3 +54,9 @@ def cancel_interaction(self, interaction_pk: int) -> None:
         if self.request.retries >= self.max_retries:
             return  # the run is cancelled on Handoff's side already; the API lets it finish
         raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
+
+
+@shared_task
+def recover_stalled_interactions() -> None:
+    """Periodic (Celery beat): see ``execution.recover_stalled``."""
+    execution.recover_stalled()

@@ -76,3 +76,28 @@ def test_a_decided_call_is_left_alone_by_the_deadline_job(alice):
     approval.refresh_from_db()
     assert counts == {"reminded": 0, "escalated": 0, "expired": 0}
     assert approval.status == Approval.Status.APPROVED
+
+
+def test_a_call_whose_execution_was_lost_is_answered_once_with_an_unknown_outcome(alice, settings):
+    approval = refund(249)
+    approval.approve(by=alice, shown_hash=approval.arguments_hash)
+    started = timezone.now() - timedelta(seconds=settings.EXECUTION_LEASE + 1)
+    Approval.objects.filter(pk=approval.pk).update(execution_started_at=started)
+
+    assert Approval.recover_stalled() == 1
+    assert Approval.recover_stalled() == 0
+
+    approval.refresh_from_db()
+    assert approval.result_is_error and "effect is unknown" in approval.result["error"]
+    assert approval.run.interactions.get(sequence=1).request["input"] == [approval.function_result()]
+    assert AuditEvent.objects.filter(verb="function_call.outcome_unknown").count() == 1
+
+
+def test_a_call_still_within_its_execution_lease_is_left_to_its_worker(alice):
+    approval = refund(249)
+    approval.approve(by=alice, shown_hash=approval.arguments_hash)
+    Approval.objects.filter(pk=approval.pk).update(execution_started_at=timezone.now())
+
+    assert Approval.recover_stalled() == 0
+    approval.refresh_from_db()
+    assert approval.settled_at is None

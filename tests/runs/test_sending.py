@@ -111,3 +111,22 @@ def test_polling_backs_off_exponentially_up_to_the_cap(settings):
 
     assert delays[:7] == [1, 2, 4, 8, 16, 32, 60]
     assert set(delays[6:]) == {60}
+
+
+def test_the_periodic_recovery_settles_stale_claims_and_requeues_lost_intents(worker, api):
+    stale = intent("Stale claim")
+    Interaction.objects.filter(pk=stale.pk).update(
+        dispatch=Interaction.Dispatch.SENDING, sent_at=timezone.now() - execution.sending_lease() - timedelta(seconds=1)
+    )
+    lost = intent("Lost message")
+    Interaction.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=6))
+
+    counts = execution.recover_stalled()
+
+    assert counts == {"unknown": 1, "requeued": 1}
+    stale.refresh_from_db()
+    assert stale.dispatch == Interaction.Dispatch.UNKNOWN
+    from tests.conftest import wait_for
+
+    wait_for(lambda: Run.objects.filter(pk=lost.run_id, status=Run.Status.COMPLETED).exists())
+    assert len(api.requests_for(method="POST", path_suffix="/interactions")) == 1
