@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Prefetch, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.db.models import (
+    Count, DateTimeField, DurationField, Exists, ExpressionWrapper, F, Field, Func, Max, OuterRef, Q, QuerySet,
+    Subquery, Value,
+)
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThan, LessThan
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 
+from runs import costs
+from runs.forms import RunFilterForm
 from runs.models import Artifact, Interaction, Run, Step
 # The run actions (cancel, continue, run again, track) below.
 from django.contrib import messages  # noqa: E402
@@ -23,85 +36,178 @@ from runs import execution, gemini  # noqa: E402
 from runs.forms import ContinueForm, TrackForm  # noqa: E402
 
 PAGE_SIZE = 50
-# Steps per page of a run's timeline: enough for nearly every run, bounded for the longest.
-STEPS_PER_PAGE = 200
 
 # Approvals live in the approvals app, which imports runs (never the other way round): they are
 # reached here through the reverse relation ``approvals`` and the status string it stores.
 PENDING = "pending"
 
 
-def _filtered_runs(request: HttpRequest) -> tuple[QuerySet[Run], dict[str, str]]:
-    """Runs matching the list's ``?status=`` and ``?q=`` filters, and the filters as applied."""
+# The run list's sort orders: the column each sorts on, descending, with the run id breaking ties
+# (every order has an index on (column DESC, id DESC): see Run.Meta.indexes).
+SORT_KEYS = {"started": "created_at", "duration": "duration_ms", "tokens": "total_tokens"}
+# The columns the list shows (the others can be large: input JSON, output text, tools).
+LIST_FIELDS = (
+    "pk", "status", "model", "agent", "input_preview", "tool_names", "error", "total_tokens",
+    "duration_ms", "created_at", "finished_at",
+)
+# A cursor is "<sort key>.<run id>": the key as an integer, the start time in µs since the epoch
+# (exact: PostgreSQL stores µs). At most 18 digits each, so both fit a bigint.
+CURSOR = re.compile(r"^(-?\d{1,18})\.(\d{1,18})$")
+EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+# Where a cursor points: (sort key, run id).
+Position = tuple[datetime | int, int]
+
+
+class Row(Func):
+    """A row value, ``(a, b)``. ``(key, id) < (k, i)`` is a single index condition on an index
+    over ``(key, id)``, so a page starts right at its cursor; the equivalent ``key < k OR (key = k
+    AND id < i)`` makes PostgreSQL read every run sharing the key ``k`` first."""
+
+    function = ""
+    output_field = Field()
+
+
+def _approval_model():
+    # runs never imports approvals (approvals imports runs): the model is reached through the
+    # reverse relation ``Run.approvals``, which exists once the apps are loaded.
+    return Run._meta.get_field("approvals").related_model
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _filtered_runs(form: RunFilterForm) -> QuerySet[Run]:
+    """Runs matching the filters of ``form`` (bound and validated) that cleaned; the invalid
+    ones are left out, and the page shows their errors."""
+    data = form.cleaned_data
     runs = Run.objects.all()
-    status = request.GET.get("status", "")
-    if status in Run.Status.values:
-        runs = runs.filter(status=status)
-    else:
-        status = ""
-    q = request.GET.get("q", "").strip()
-    if q:
-        runs = runs.filter(Q(input_preview__icontains=q) | Q(output_text__icontains=q))
-    return runs, {"status": status, "q": q}
+    for name in ("status", "model", "agent"):
+        if data.get(name):
+            runs = runs.filter(**{name: data[name]})
+    if data.get("tool"):
+        runs = runs.using_tool(data["tool"])
+    if data.get("by"):
+        runs = runs.filter(created_by__username=data["by"])
+    if data.get("pending"):
+        runs = runs.filter(Exists(_approval_model().objects.filter(run=OuterRef("pk"), status=PENDING)))
+    if data.get("from"):
+        runs = runs.filter(created_at__gte=_start_of(data["from"]))
+    if data.get("to"):
+        runs = runs.filter(created_at__lt=_start_of(data["to"] + timedelta(days=1)))
+    if data.get("q"):
+        runs = runs.search(data["q"])
+    if data.get("sort") == "duration":
+        # Only finished runs have a duration to sort on.
+        runs = runs.filter(duration_ms__isnull=False)
+    return runs
 
 
-def _cursor(value: str | None) -> Run | None:
-    """The run a ``?before=`` / ``?after=`` cursor names (only its position is read)."""
-    if not value or not value.isdigit():
+def _cursor(value: str, sort: str) -> Position | None:
+    """The position a cursor ``"<key>.<id>"`` names under ``sort``: its sort key (a datetime for
+    ``started``, an int otherwise) and run id; ``None`` when it is malformed. Read from the
+    string alone, with no query."""
+    match = CURSOR.match(value)
+    if match is None:
         return None
-    return Run.objects.filter(pk=int(value)).only("pk", "created_at").first()
+    key, pk = int(match[1]), int(match[2])
+    if sort == "started":
+        try:
+            return EPOCH + timedelta(microseconds=key), pk
+        except OverflowError:
+            return None
+    return key, pk
+
+
+def _cursor_of(run: Run, sort: str) -> str:
+    key = getattr(run, SORT_KEYS[sort])
+    if sort == "started":
+        key = (key - EPOCH) // timedelta(microseconds=1)
+    return f"{key}.{run.pk}"
+
+
+def _page(
+    runs: QuerySet[Run], sort: str, after: Position | None, before: Position | None
+) -> tuple[list[Run], bool, bool]:
+    """The ``PAGE_SIZE`` runs that follow the cursor position ``after`` in the list's order (or
+    precede ``before``, or open the list), with ``pending_approvals`` counted for them; and
+    whether runs come before and after the page. One query."""
+    key = SORT_KEYS[sort]
+    position = Row(F(key), F("pk"))
+    if before is not None:
+        # The previous page: walk back up from the cursor, then show those runs in list order.
+        runs = runs.filter(GreaterThan(position, Row(Value(before[0]), Value(before[1])))).order_by(key, "pk")
+    else:
+        if after is not None:
+            runs = runs.filter(LessThan(position, Row(Value(after[0]), Value(after[1]))))
+        runs = runs.order_by(f"-{key}", "-pk")
+    # Counted in a correlated subquery, so only for the runs of this page, whatever the table.
+    pending = (
+        _approval_model().objects.filter(run=OuterRef("pk"), status=PENDING)
+        .order_by().values("run").annotate(n=Count("pk")).values("n")
+    )
+    runs = runs.annotate(pending_approvals=Coalesce(Subquery(pending), 0)).only(*LIST_FIELDS)
+    rows = list(runs[: PAGE_SIZE + 1])
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    if before is not None:
+        rows.reverse()
+        return rows, more, True
+    return rows, after is not None, more
+
+
+def _query(form: RunFilterForm) -> dict[str, str]:
+    """The valid, non-empty filters and sort of ``form`` as query-string values."""
+    query = {}
+    for name, value in form.cleaned_data.items():
+        if value in ("", None, False) or (name == "sort" and value == "started"):
+            continue
+        query[name] = "1" if value is True else value.isoformat() if isinstance(value, date) else value
+    return query
 
 
 @login_required
 @require_safe
 @vary_on_headers("HX-Request")
 def run_list(request: HttpRequest) -> HttpResponse:
-    """Runs, newest first, 50 a page with a keyset cursor on ``(created_at, id)``: ``?before=<id>``
-    shows the runs older than that run, ``?after=<id>`` the ones newer. An htmx request gets
-    only the ``run-table`` partial, which polls itself while a run on the page is active."""
-    runs, filters = _filtered_runs(request)
-    before, after = _cursor(request.GET.get("before")), _cursor(request.GET.get("after"))
-    if after is not None:
-        # Newer runs: walk up from the cursor, then show them newest first.
-        order = ("created_at", "id")
-        runs = runs.filter(
-            Q(created_at__gte=after.created_at),
-            Q(created_at__gt=after.created_at) | Q(pk__gt=after.pk),
-        )
-    else:
-        order = ("-created_at", "-id")
-        if before is not None:
-            # ``created_at <= c`` gives the index a range to start from; the OR then skips the
-            # runs sharing the cursor's timestamp that are not older than it.
-            runs = runs.filter(
-                Q(created_at__lte=before.created_at),
-                Q(created_at__lt=before.created_at) | Q(pk__lt=before.pk),
-            )
-    # The pending-approvals count is aggregated over this page's runs only (their ids come from
-    # a LIMITed subquery), so its cost does not grow with the table.
-    page_ids = runs.order_by(*order).values("pk")[: PAGE_SIZE + 1]
-    rows = list(
-        Run.objects.filter(pk__in=page_ids)
-        .annotate(pending_approvals=Count("approvals", filter=Q(approvals__status=PENDING)))
-        .defer("input", "output_text", "system_instruction", "generation_config", "tools")
-        .order_by(*order)
-    )
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    if after is not None:
-        rows.reverse()
-        has_newer, has_older = more, True
-    else:
-        has_newer, has_older = before is not None, more
+    """Runs, 50 a page, filtered and sorted by the query string (``RunFilterForm``): newest first
+    by default, or ``?sort=duration`` / ``?sort=tokens``. Keyset pagination on ``(sort key, id)``:
+    ``?after=<cursor>`` is the page that follows that run in the list's order, ``?before=<cursor>``
+    the one that precedes it. Invalid values are reported on the page and left out. An htmx
+    request gets only the ``run-table`` partial, which polls itself while a run on it is active.
+    A fixed number of queries, whatever the page size and the table."""
+    form = RunFilterForm(request.GET)
+    form.is_valid()
+    sort = form.cleaned_data.get("sort") or "started"
+    errors = [
+        f"{form.fields[name].label}: {error}" if name in form.fields else error
+        for name, field_errors in form.errors.items() for error in field_errors
+    ]
+    after = before = None
+    if request.GET.get("after"):
+        after = _cursor(request.GET["after"], sort)
+    elif request.GET.get("before"):
+        before = _cursor(request.GET["before"], sort)
+    if (request.GET.get("after") or request.GET.get("before")) and after is None and before is None:
+        errors.append("That page link is not valid: showing the first page.")
 
-    query = {k: v for k, v in filters.items() if v}
+    rows, has_previous, has_next = _page(_filtered_runs(form), sort, after, before)
+    query = _query(form)
     context = {
+        "form": form,
+        "errors": errors,
         "runs": rows,
-        "filters": filters,
-        "statuses": Run.Status.choices,
+        "sort": sort,
+        "filtered": any(name != "sort" for name in query),
+        "paged": after is not None or before is not None,
+        "query": urlencode(query),
         "polling": any(run.is_active for run in rows),
-        "newer_url": "?" + urlencode({**query, "after": rows[0].pk}) if has_newer and rows else "",
-        "older_url": "?" + urlencode({**query, "before": rows[-1].pk}) if has_older and rows else "",
+        "previous_url": "?" + urlencode({**query, "before": _cursor_of(rows[0], sort)}) if has_previous and rows else "",
+        "next_url": "?" + urlencode({**query, "after": _cursor_of(rows[-1], sort)}) if has_next and rows else "",
+        # Suggestions for the text filters: the values on this page (the table is too big to
+        # list them all).
+        "targets": sorted({run.target for run in rows}),
+        "tools": sorted({name for run in rows for name in run.tool_names.split(",") if name}),
     }
     template = "runs/run_list.html"
     if request.htmx:
@@ -109,79 +215,316 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _timeline_page(run: Run, page: int) -> tuple[list[Interaction], dict[str, int]]:
-    """The run's interactions with the steps of one page of its timeline.
+# --- Run detail ----------------------------------------------------------------------------------
 
-    Steps are numbered across the run in (interaction sequence, step index) order and shown
-    ``STEPS_PER_PAGE`` at a time, so a run of thousands of steps renders in bounded time. Every
-    interaction gets ``step_count``, ``page_steps`` (its steps on this page, each function call
-    with its ``approval`` or ``None``), ``on_page``, ``starts_here`` (its request is shown on this
-    page), ``continued`` / ``continues`` (its steps run over from / onto another page) and
-    ``page`` (where it starts). Four queries whatever the size of the run.
-    """
-    interactions = list(
-        run.interactions.order_by("sequence")
-        .annotate(step_count=Count("steps"))
-        .prefetch_related(
-            # Artifact bodies can be large; the page lists them and links to the download.
-            Prefetch("artifacts", queryset=Artifact.objects.defer("content").order_by("kind")),
-            "approvals__decided_by",
-        )
-    )
-    total = sum(interaction.step_count for interaction in interactions)
-    pages = max(1, -(-total // STEPS_PER_PAGE))
-    page = min(max(page, 1), pages)
-    first, end = (page - 1) * STEPS_PER_PAGE, page * STEPS_PER_PAGE
-    steps = Step.objects.filter(interaction__run=run).order_by("interaction__sequence", "index")[first:end]
+# Steps rendered per chunk of a run's timeline: the first chunk comes with the page, the next ones
+# on demand (htmx when the end of the timeline scrolls into view, or plain ``?from=`` links), so
+# the page and its DOM stay small however long the run is.
+STEPS_PER_CHUNK = 100
+# Interaction cards per chunk at most: a run of many short interactions fills a chunk with cards
+# before it reaches STEPS_PER_CHUNK steps.
+CARDS_PER_CHUNK = 20
+# From this many on, consecutive similar steps (one type, or the calls and results of one tool)
+# fold into one <details>.
+GROUP_MIN = 6
+# What the model said and what it was told are never folded away.
+NEVER_GROUPED = frozenset({"model_output", "user_input"})
+# Rows of the timing chart; a run with more interactions shows its slowest ones.
+TIMING_ROWS = 40
+USAGE_FIELDS = ("total_input_tokens", "total_output_tokens", "total_thought_tokens", "total_cached_tokens",
+                "total_tool_use_tokens", "total_tokens")
 
-    by_pk = {interaction.pk: interaction for interaction in interactions}
-    approvals = {}
-    position = 0
+
+@dataclass(frozen=True)
+class Slot:
+    """Where an interaction sits in its run's timeline: ``start`` is the run-wide position of its
+    first step (from 0)."""
+
+    pk: int
+    sequence: int
+    step_count: int
+    start: int
+
+
+def _number(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else 0
+
+
+def _slots(run: Run) -> tuple[list[Slot], int, dict[str, int]]:
+    """The position of every interaction of ``run`` in its timeline, the number of steps, and the
+    run's usage summed field by field (tokens). One query of a few numbers per interaction: the
+    usage numbers are read out of the JSON by the database, so thousands of interactions stay
+    cheap. A usage value that is not a whole number counts as 0."""
+    names = {f"usage_{n}": KT(f"usage__{field}") for n, field in enumerate(USAGE_FIELDS)}
+    rows = run.interactions.order_by("sequence").annotate(step_count=Count("steps"), **names)
+    slots, position = [], 0
+    usage = dict.fromkeys(USAGE_FIELDS, 0)
+    for pk, sequence, step_count, *numbers in rows.values_list("pk", "sequence", "step_count", *names):
+        slots.append(Slot(pk, sequence, step_count, position))
+        position += step_count
+        for field, value in zip(USAGE_FIELDS, numbers):
+            usage[field] += _whole(value)
+    return slots, position, usage
+
+
+def _whole(value: object) -> int:
+    """A token count read out of JSON (text on PostgreSQL, a number on SQLite), or 0."""
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _cards(run: Run, slots: list[Slot]) -> list[Interaction]:
+    """The interactions of ``slots`` as the cards show them: with ``step_count``, ``start``,
+    ``cost`` (estimated USD or ``None``), the request body, and the artifacts (without their
+    content) as ``artifact_list``, ``raw_request``, ``raw_response``. Two queries."""
+    if not slots:
+        return []
+    by_pk = {slot.pk: slot for slot in slots}
+    interactions = list(Interaction.objects.filter(pk__in=by_pk).defer("output_text").order_by("sequence"))
     for interaction in interactions:
-        interaction.page_steps = []
-        for approval in interaction.approvals.all():
-            approvals[interaction.pk, approval.call_id] = approval
-        start, count = position, interaction.step_count
-        position += count
-        if count:
-            interaction.on_page = start < end and start + count > first
-        else:
-            # A step-less interaction (one still in flight) sits where its first step would.
-            interaction.on_page = first <= start < end or (page == pages and start >= first)
-        interaction.starts_here = interaction.on_page and start >= first
-        interaction.continued = interaction.on_page and start < first
-        interaction.continues = interaction.on_page and start + count > end
-        interaction.page = min(start // STEPS_PER_PAGE + 1, pages)
+        slot = by_pk[interaction.pk]
+        interaction.step_count, interaction.start = slot.step_count, slot.start
+        interaction.cost = costs.estimate_usd(run.model, interaction.usage)
+        interaction.artifact_list, interaction.raw_request, interaction.raw_response = [], None, None
+    found = {interaction.pk: interaction for interaction in interactions}
+    for item in Artifact.objects.filter(interaction__in=by_pk).defer("content").order_by("interaction", "kind"):
+        interaction = found[item.interaction_id]
+        interaction.artifact_list.append(item)
+        if item.kind == Artifact.Kind.RAW_REQUEST:
+            interaction.raw_request = item
+        elif item.kind == Artifact.Kind.RAW_RESPONSE:
+            interaction.raw_response = item
+    return interactions
+
+
+def _attach_approvals(run: Run, steps: list[Step]) -> None:
+    """Give every function call among ``steps`` its ``approval`` (or ``None``). One query, for
+    these calls only."""
+    calls = [step for step in steps if step.type == "function_call"]
+    for step in calls:
+        step.approval = None
+    if not calls:
+        return
+    approvals = run.approvals.filter(call_id__in={step.call_id for step in calls}).select_related("run", "decided_by")
+    found = {(approval.interaction_id, approval.call_id): approval for approval in approvals}
+    for step in calls:
+        step.approval = found.get((step.interaction_id, step.call_id))
+
+
+def _group_key(step: Step, call_names: dict[str, str]) -> tuple[str, str] | None:
+    """What makes steps "similar": the tool behind them (``google_search`` for its calls and
+    results; ``function`` and MCP tools also by name). ``None`` keeps a step out of any group."""
+    if step.type in NEVER_GROUPED:
+        return None
+    approval = getattr(step, "approval", None)
+    if approval is not None and approval.status == PENDING:
+        return None  # a call waiting for a person stays in sight
+    for suffix in ("_call", "_result"):
+        if step.type.endswith(suffix):
+            tool = step.type.removesuffix(suffix)
+            name = step.name or call_names.get(step.call_id, "")
+            return tool, name if tool in ("function", "mcp_server_tool") else ""
+    return step.type, ""
+
+
+def _group_label(steps: list[Step]) -> str:
+    counts: dict[str, int] = {}
     for step in steps:
-        if step.type == "function_call":
-            step.approval = approvals.get((step.interaction_id, step.call_id))
-        by_pk[step.interaction_id].page_steps.append(step)
-    pager = {"page": page, "pages": pages, "total": total, "first": first + 1, "last": min(end, total)}
-    return interactions, pager
+        counts[step.type] = counts.get(step.type, 0) + 1
+    label = " + ".join(f"{count} × {kind}" for kind, count in counts.items())
+    names = {step.name for step in steps if step.name}
+    return label + (f" · {', '.join(sorted(names))}" if names else "")
+
+
+def _grouped(steps: list[Step]) -> list[dict]:
+    """Timeline rows for one interaction's steps of a chunk: ``{"kind": "step", "step"}``, or
+    ``{"kind": "group", "steps", "label", "first", "last"}`` for ``GROUP_MIN`` or more similar
+    steps in a row."""
+    call_names = {step.call_id: step.name for step in steps if step.type.endswith("_call") and step.name}
+    rows: list[dict] = []
+    pending: list[Step] = []
+    pending_key = None
+
+    def flush() -> None:
+        if len(pending) >= GROUP_MIN:
+            rows.append({"kind": "group", "steps": list(pending), "label": _group_label(pending),
+                         "first": pending[0].number, "last": pending[-1].number})
+        else:
+            rows.extend({"kind": "step", "step": step} for step in pending)
+        pending.clear()
+
+    for step in steps:
+        key = _group_key(step, call_names)
+        if key is None or key != pending_key:
+            flush()
+        if key is None:
+            rows.append({"kind": "step", "step": step})
+        else:
+            pending.append(step)
+        pending_key = key
+    flush()
+    return rows
+
+
+def _timeline_chunk(run: Run, slots: list[Slot], total: int, first: int, next_sequence: int | None) -> dict:
+    """The rows of the timeline from step ``first`` (run-wide, from 0): up to
+    ``STEPS_PER_CHUNK`` steps and ``CARDS_PER_CHUNK`` interaction cards, each card where its
+    interaction's steps begin, and what comes after.
+
+    ``next_sequence`` is the first interaction whose card the page does not show yet (the chunk is
+    appended below what is there); ``None`` for a chunk that opens a page, which then starts
+    with a "continued" row when ``first`` falls inside an interaction. A step-less interaction
+    (one in flight) has its card where its first step will be, or at the end of the last chunk.
+
+    Returns ``rows``, ``first``, ``earlier_from``, ``next_from``/``next_sequence`` (the cursor of
+    the next chunk), ``more`` (steps or cards beyond this chunk: a "Load more" row) and ``tail``
+    (the run is active and the chunk reaches the end: a row that polls for new steps). Up to five
+    queries, whatever the size of the run.
+    """
+    standalone = next_sequence is None
+    if standalone and first >= total:
+        first = max(total - 1, 0) // STEPS_PER_CHUNK * STEPS_PER_CHUNK
+    first = min(max(first, 0), total)
+    if standalone:
+        after_all = slots[-1].sequence + 1 if slots else 0
+        next_sequence = next((slot.sequence for slot in slots if slot.start >= first), after_all)
+    end = first + STEPS_PER_CHUNK
+    cards = [s for s in slots if s.sequence >= next_sequence and s.start >= first and (s.start < end or end >= total)]
+    if len(cards) > CARDS_PER_CHUNK and cards[CARDS_PER_CHUNK].start > first:
+        end = cards[CARDS_PER_CHUNK].start
+        cards = [s for s in cards if s.start < end]
+    reaches_end = end >= total
+    covering = [s for s in slots if s.step_count and s.start < end and s.start + s.step_count > first]
+    continued = covering[0] if standalone and covering and covering[0].start < first else None
+
+    steps: list[Step] = []
+    if covering:
+        offset = first - covering[0].start
+        steps = list(
+            Step.objects.filter(interaction__in=[s.pk for s in covering])
+            .order_by("interaction__sequence", "index")[offset: offset + end - first]
+        )
+    for number, step in enumerate(steps, start=first + 1):
+        step.number = number
+    _attach_approvals(run, steps)
+    by_interaction: dict[int, list[Step]] = {}
+    for step in steps:
+        by_interaction.setdefault(step.interaction_id, []).append(step)
+
+    shown = {i.pk: i for i in _cards(run, cards + ([continued] if continued else []))}
+    card_pks = {s.pk for s in cards}
+    rows: list[dict] = []
+    for slot in sorted({*covering, *cards}, key=lambda s: s.sequence):
+        if slot.pk in card_pks:
+            rows.append({"kind": "interaction", "interaction": shown[slot.pk]})
+        elif slot is continued:
+            rows.append({"kind": "continued", "interaction": shown[slot.pk]})
+        rows.extend(_grouped(by_interaction.get(slot.pk, [])))
+    if cards:
+        next_sequence = max(next_sequence, cards[-1].sequence + 1)
+    return {
+        "rows": rows,
+        "first": first,
+        "earlier_from": max(first - STEPS_PER_CHUNK, 0),
+        "next_from": min(end, total),
+        "next_sequence": next_sequence,
+        "more": not reaches_end,
+        "tail": reaches_end and run.is_active,
+    }
+
+
+def _timing(run: Run) -> dict:
+    """The timing chart: one bar per sent interaction, placed from the run's start (a waterfall),
+    so waits between interactions show as gaps and a slow interaction as a long bar. Positions are
+    percentages of the span, as strings for CSS. A run with more than ``TIMING_ROWS``
+    interactions shows its slowest ones, in order. Two queries."""
+    now = timezone.now()
+    # An interaction without an end has run until now while the run is active, else until the run ended.
+    fallback = now if run.is_active else run.finished_at
+    end = Coalesce("finished_at", Value(fallback), output_field=DateTimeField()) if fallback else Coalesce("finished_at", "sent_at")
+    sent = run.interactions.exclude(sent_at=None).annotate(
+        ended=end, took=ExpressionWrapper(end - F("sent_at"), output_field=DurationField())
+    )
+    summary = sent.aggregate(count=Count("pk"), last=Max("ended"))
+    if not summary["count"]:
+        return {"bars": [], "hidden": 0}
+    rows = list(sent.only("pk", "run", "sequence", "status", "sent_at", "finished_at").order_by("-took", "sequence")[:TIMING_ROWS])
+    span = max((summary["last"] - run.created_at).total_seconds() * 1000, 1)
+    bars = []
+    for interaction in sorted(rows, key=lambda i: i.sequence):
+        offset = max((interaction.sent_at - run.created_at).total_seconds() * 1000, 0)
+        took = max(interaction.took.total_seconds() * 1000, 0)
+        bars.append({
+            "interaction": interaction,
+            "duration_ms": int(took),
+            "running": interaction.finished_at is None and run.is_active,
+            "slowest": interaction is rows[0] and summary["count"] > 1,
+            "left": f"{min(offset / span * 100, 100):.3f}",
+            "width": f"{max(took / span * 100, 0.4):.3f}",
+        })
+    return {"bars": bars, "hidden": summary["count"] - len(bars), "span_ms": int(span)}
+
+
+def _header(run: Run, slots: list[Slot], total: int, usage: dict[str, int]) -> dict:
+    return {
+        "interaction_count": len(slots),
+        "total_steps": total,
+        # The estimate is linear in the tokens: the run's summed usage prices the whole run.
+        "run_cost": costs.estimate_usd(run.model, usage) if any(usage.values()) else None,
+        "timing": _timing(run),
+    }
 
 
 @login_required
 @require_safe
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """One run: its header and the timeline of its interactions and their steps, ``?page=N``
-    for the later steps of a long run, in a fixed number of queries. An htmx request gets only
-    the ``run-timeline`` partial, which polls itself while the run is active."""
-    run = get_object_or_404(Run.objects.select_related("created_by"), pk=pk)
-    page = request.GET.get("page", "1")
-    interactions, pager = _timeline_page(run, int(page) if page.isdigit() else 1)
-    context = {"run": run, "interactions": interactions, "pager": pager, "polling": run.is_active}
+    """One run: its header (status, usage, estimated cost, timing chart) and the timeline of its
+    interactions and steps, ``STEPS_PER_CHUNK`` steps at a time: ``?from=N`` opens the page at
+    step N. A fixed number of queries whatever the size of the run.
+
+    An htmx request gets the partial its target names: ``run-header`` (polls itself while the
+    run is active), ``timeline-more`` / ``timeline-tail`` (the next chunk of rows, appended;
+    ``?from=N&i=K`` with K the next interaction card to show; the tail polls for new steps while
+    the run is active), ``interaction-<pk>`` (a card that polls while its interaction is in
+    flight), ``approval-<pk>`` (a function call's approval, polled while it is unsettled), or
+    else ``run-detail``.
+    """
+    run = get_object_or_404(Run.objects.select_related("created_by", "cancelled_by"), pk=pk)
+    target = (request.htmx.target or "") if request.htmx else ""
     template = "runs/run_detail.html"
+    context = {"run": run, "run_url": run.get_absolute_url(), "polling": run.is_active}
+    if target.startswith("approval-"):
+        approval = get_object_or_404(
+            run.approvals.select_related("run", "decided_by"), pk=_number(target.removeprefix("approval-"))
+        )
+        return render(request, "runs/steps/function_call.html#approval-box", {"approval": approval})
+    slots, total, usage = _slots(run)
+    if target == "run-header":
+        return render(request, template + "#run-header", {**context, **_header(run, slots, total, usage)})
+    if target.startswith("interaction-"):
+        slot = next((s for s in slots if target == f"interaction-{s.pk}"), None)
+        if slot is None:
+            raise Http404("No such interaction in this run.")
+        return render(request, template + "#interaction-card", {**context, "interaction": _cards(run, [slot])[0]})
+    first = _number(request.GET.get("from"))
+    if target in ("timeline-more", "timeline-tail"):
+        chunk = _timeline_chunk(run, slots, total, first, _number(request.GET.get("i")))
+        return render(request, template + "#timeline-rows", {**context, "total_steps": total, **chunk})
+    context.update(_header(run, slots, total, usage))
+    context.update(_timeline_chunk(run, slots, total, first, None))
     if request.htmx:
-        template += "#run-timeline"
+        template += "#run-detail"
     return render(request, template, context)
 
 
 @login_required
 @require_safe
 def artifact(request: HttpRequest, pk: int, artifact_pk: int) -> HttpResponse:
-    """Download one artifact of run ``pk`` (404 when it belongs to another run). Served as an
-    attachment, as JSON or plain text only, so nothing the API sent is ever rendered as HTML."""
+    """One artifact of run ``pk`` (404 when it belongs to another run): a download, or with
+    ``?view=1`` shown in the browser. Served as JSON or plain text only (and ``nosniff`` from
+    the security middleware), so nothing the API sent is ever rendered as HTML."""
     artifact = get_object_or_404(
         Artifact.objects.select_related("interaction"), pk=artifact_pk, interaction__run_id=pk
     )
@@ -191,7 +534,7 @@ def artifact(request: HttpRequest, pk: int, artifact_pk: int) -> HttpResponse:
         content_type=("application/json" if is_json else "text/plain") + "; charset=utf-8",
     )
     filename = f"run-{pk}-interaction-{artifact.interaction.sequence}-{artifact.kind}.{'json' if is_json else 'txt'}"
-    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Content-Disposition"] = content_disposition_header(request.GET.get("view") != "1", filename)
     return response
 
 

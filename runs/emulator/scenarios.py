@@ -14,7 +14,11 @@ How a create request picks its scenario (first match wins):
    ``[fault:malformed]``, ``[fault:garbage]``, ...) are applied by the server
    before any scenario runs; ``[fault:unknown_step]`` adds a step of an unknown
    type to whatever the scenario below produced.
-2. The input holds ``function_result`` steps: a continuation of the previous
+2. A showcase marker in the input text: ``[showcase:all_steps]`` answers
+   ``completed`` with every step type, from the API's documented examples
+   (see ``showcase.py``; that answer does not validate as a whole, because
+   one documented step lacks its ``id``).
+3. The input holds ``function_result`` steps: a continuation of the previous
    interaction's function calls.
    * results for ``lookup_order``: ``requires_action`` with one
      ``issue_refund(order_id, amount, reason)`` call per order found; the
@@ -25,12 +29,12 @@ How a create request picks its scenario (first match wins):
      result with ``is_error: true`` or an ``error`` key gets a reply saying the
      refund could not be issued, quoting the reason from the result;
    * results for any other function: ``completed`` with a short summary.
-3. The request declares a function tool named ``lookup_order`` and the input
+4. The request declares a function tool named ``lookup_order`` and the input
    carries user text: ``requires_action`` with one ``lookup_order`` call per
    order id in the text (``[A-Z]-\\d{3,}``, default ``A-1001``).
-4. The request names an ``agent``: a research report (thought, code
+5. The request names an ``agent``: a research report (thought, code
    execution, Google Search, and a cited ``model_output``).
-5. Otherwise the plain answer: a ``thought`` step with signature and summary,
+6. Otherwise the plain answer: a ``thought`` step with signature and summary,
    then a ``model_output`` whose text quotes the input.
 
 Background requests (``background: true``) go through the same rules; the
@@ -50,6 +54,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import showcase
+
 # An id source handed in by the server: kind ("call", "code", "search") -> a
 # new id unique within that server, e.g. "call_00001".
 IdSource = Callable[[str], str]
@@ -62,6 +68,7 @@ FAULT_PATTERN = re.compile(
     r"\[fault:(?P<name>[a-z_]+|\d{3})(?:x(?P<times>\d+))?(?:=(?P<value>\d+(?:\.\d+)?))?\]"
 )
 KNOWN_FAULTS = {"failed", "slow", "malformed", "garbage", "unknown_step"}
+SHOWCASE_PATTERN = re.compile(r"\[showcase:(?P<name>[a-z_]+)\]")
 # Input items a client writes (content blocks and client steps); any other
 # step type in an input is part of a resent history of the model's turns.
 _CLIENT_ITEM_TYPES = {"text", "image", "audio", "video", "document", "user_input",
@@ -225,6 +232,20 @@ def find_faults(body: dict) -> Faults:
     return Faults(**found)
 
 
+def find_showcase(body: dict) -> str | None:
+    """The name in a ``[showcase:NAME]`` marker of the input text, or None.
+
+    Raises ``ScenarioError`` (400) for a name ``showcase.NAMES`` does not hold.
+    """
+    for text in input_texts(body.get("input")):
+        match = SHOWCASE_PATTERN.search(text)
+        if match:
+            if match.group("name") not in showcase.NAMES:
+                raise ScenarioError(400, f"Unknown showcase marker {match.group(0)}")
+            return match.group("name")
+    return None
+
+
 # ---------------------------------------------------------------------------
 # Choosing and building an outcome
 
@@ -240,7 +261,7 @@ def respond(body: dict, history: list[dict], new_id: IdSource) -> dict:
 
     Returns ``{"status": str, "steps": [step dicts], "usage": usage dict}``
     plus ``"errors": [{"code", "message"}]`` for a failed interaction. Raises
-    ``ScenarioError`` for an unknown fault marker.
+    ``ScenarioError`` for an unknown fault or showcase marker.
     """
     faults = find_faults(body)
     input_value = body.get("input")
@@ -261,7 +282,10 @@ def respond(body: dict, history: list[dict], new_id: IdSource) -> dict:
         }
 
     results = function_results(input_value)
-    if results:
+    showcase_name = find_showcase(body)
+    if showcase_name:
+        outcome = showcase.respond(showcase_name, prompt_tokens)
+    elif results:
         outcome = _continue_after_results(results, input_value, history, prompt_tokens, new_id)
     elif "lookup_order" in declared_functions(body) and user_text(input_value):
         outcome = _look_up_orders(user_text(input_value), prompt_tokens, new_id)

@@ -7,8 +7,11 @@ escaped by the template engine like any other value.
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +28,8 @@ STEP_TEMPLATES = frozenset({
     "user_input", "model_output", "thought", "function_call", "function_result",
     "code_execution_call", "code_execution_result", "google_search_call", "google_search_result",
     "url_context_call", "url_context_result", "mcp_server_tool_call", "mcp_server_tool_result",
+    "file_search_call", "file_search_result", "google_maps_call", "google_maps_result",
+    "retrieval_call", "retrieval_result", "processing_call", "processing_result",
 })
 
 # Content block types that carry binary data (base64 in ``data``) or a ``uri``: shown as a
@@ -195,3 +200,183 @@ def request_steps(request: dict[str, Any] | None) -> list[Step]:
     for index, step in enumerate(steps):
         step.index = index
     return steps
+
+
+# --- Run detail: media, structured output, citations, raw JSON, money, live timing ---------------
+
+# Image types shown inline, each with the bytes its data must start with. SVG is never inline (it
+# can carry script); any other type, or data that does not start with its type's signature, is
+# shown as a placeholder.
+INLINE_IMAGE_SIGNATURES = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+}
+# About 6 MB of image: anything larger stays a placeholder so one step cannot bloat the page.
+MAX_INLINE_IMAGE_CHARS = 8_000_000
+BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+# Strings longer than this are cut in the raw JSON shown on the page (base64 media above all);
+# the raw response artifact keeps them whole.
+RAW_JSON_STRING_LIMIT = 2_000
+# A text block longer than this is never tried as JSON.
+MAX_JSON_TEXT_CHARS = 1_000_000
+
+
+def _inline_image(block: Any) -> tuple[str, str]:
+    """``(data URI, "")`` for an image block that is safe to show inline, else ``("", why not)``."""
+    if not isinstance(block, dict) or block.get("type") != "image":
+        return "", "not an image"
+    mime = str(block.get("mime_type") or "").lower()
+    data = block.get("data")
+    signatures = INLINE_IMAGE_SIGNATURES.get(mime)
+    if not isinstance(data, str) or not data:
+        return "", "no inline data"
+    if "svg" in mime:
+        return "", "SVG is never shown inline"
+    if not signatures:
+        return "", f"{mime or 'an unknown type'} is not shown inline"
+    if len(data) > MAX_INLINE_IMAGE_CHARS:
+        return "", "too large to show inline"
+    if len(data) < 16 or len(data) % 4 or not BASE64.match(data):
+        return "", "the data is not base64"
+    head = base64.b64decode(data[:16])
+    if not head.startswith(signatures) or mime == "image/webp" and head[8:12] != b"WEBP":
+        return "", f"the data is not a {mime.removeprefix('image/').upper()} image"
+    return f"data:{mime};base64,{data}", ""
+
+
+@register.filter
+def image_src(block: dict[str, Any]) -> str:
+    """A ``data:`` URI for an image content block that is safe to show inline, else ``""``.
+
+    Safe means: ``mime_type`` is PNG, JPEG, GIF or WebP (never SVG, which can carry script),
+    ``data`` is base64 of a bounded size, and its first bytes are that type's signature, so the
+    declared type is the real one. The URI holds only base64 characters, so escaping cannot
+    change it.
+    """
+    return _inline_image(block)[0]
+
+
+@register.filter
+def image_refusal(block: dict[str, Any]) -> str:
+    """Why an image block is not shown inline (``""`` when it is)."""
+    return _inline_image(block)[1]
+
+
+@register.filter
+def json_text(text: Any) -> str:
+    """``text`` pretty-printed when it is a JSON object or array (structured output), else ``""``."""
+    if not isinstance(text, str) or len(text) > MAX_JSON_TEXT_CHARS:
+        return ""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "[{":
+        return ""
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return ""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@register.filter
+def citations(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``url_citation`` annotations of a text block, numbered from 1 (``number``) with
+    ``href``: the URL when it is http(s), else ``""`` (shown as text, never as a link)."""
+    annotations = block.get("annotations") if isinstance(block, dict) else None
+    if not isinstance(annotations, list):
+        return []
+    found = []
+    for annotation in annotations:
+        if isinstance(annotation, dict) and annotation.get("type") == "url_citation":
+            found.append({**annotation, "number": len(found) + 1, "href": safe_url(annotation.get("url"))})
+    return found
+
+
+@register.filter
+def cited_segments(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """The text of a block cut where citations end: ``[{"text", "marks": [numbers]}]``, so the
+    template can put ``[n]`` after the cited words and escape every piece as usual.
+
+    ``end_index`` counts bytes of the UTF-8 text (google-genai's ``URLCitation`` docstring); an
+    offset inside a multi-byte character moves back to its start, one out of range is ignored.
+    """
+    text = block.get("text") if isinstance(block, dict) else None
+    if not isinstance(text, str):
+        return [{"text": "" if text is None else str(text), "marks": []}]
+    encoded = text.encode("utf-8")
+    marks: dict[int, list[int]] = {}
+    for citation in citations(block):
+        end = citation.get("end_index")
+        if isinstance(end, int) and not isinstance(end, bool) and 0 < end <= len(encoded):
+            while end < len(encoded) and (encoded[end] & 0xC0) == 0x80:
+                end -= 1
+            marks.setdefault(end, []).append(citation["number"])
+    segments, start = [], 0
+    for end in sorted(marks):
+        segments.append({"text": encoded[start:end].decode("utf-8"), "marks": marks[end]})
+        start = end
+    if start < len(encoded) or not segments:
+        segments.append({"text": encoded[start:].decode("utf-8"), "marks": []})
+    return segments
+
+
+def _shorten_strings(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > RAW_JSON_STRING_LIMIT:
+        return value[:RAW_JSON_STRING_LIMIT] + f"… [{len(value) - RAW_JSON_STRING_LIMIT:,} more characters]"
+    if isinstance(value, dict):
+        return {key: _shorten_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shorten_strings(item) for item in value]
+    return value
+
+
+@register.filter
+def raw_json(value: Any) -> str:
+    """``value`` as indented JSON for the page, with strings over 2,000 characters cut short (the
+    raw response artifact has them whole)."""
+    return json.dumps(_shorten_strings(value), indent=2, ensure_ascii=False, default=str)
+
+
+@register.filter
+def usd(value: Decimal | None) -> str:
+    """An estimated amount in US dollars: ``$1.23``, ``$0.0042`` below a cent, ``<$0.0001`` for
+    less; an em dash for ``None``."""
+    if value is None or value == "":
+        return "—"
+    value = Decimal(value)
+    if value == 0:
+        return "$0.00"
+    if value < Decimal("0.0001"):
+        return "<$0.0001"
+    if value < Decimal("0.01"):
+        return f"${value:.4f}"
+    return f"${value:,.2f}"
+
+
+@register.filter
+def since_ms(value: datetime | None) -> int | None:
+    """Milliseconds from ``value`` until now (for "running for"), ``None`` without a time."""
+    if value is None:
+        return None
+    return max(int((timezone.now() - value).total_seconds() * 1000), 0)
+
+
+@register.filter
+def until(value: datetime | None) -> str:
+    """How long until ``value``: ``in 4 s``, ``in 2 min``; ``due now`` once it has passed."""
+    if value is None:
+        return "—"
+    seconds = (value - timezone.now()).total_seconds()
+    if seconds <= 0.5:
+        return "due now"
+    if seconds < 90:
+        return f"in {round(seconds)} s"
+    return f"in {round(seconds / 60)} min"
+
+
+@register.filter
+def lower_str(value: Any) -> str:
+    """``value`` as a lower-case string (the API's enums appear in both cases: ``SUCCESS`` in the
+    2026-04 reference, ``success`` in the SDK)."""
+    return str(value).lower() if value is not None else ""
