@@ -8,7 +8,7 @@ class ApprovalsConfig(AppConfig):
     def ready(self):
         from django.contrib.auth.signals import user_logged_in, user_login_failed
 
-        from approvals import audit, policies  # noqa: F401
+        from approvals import audit
         from approvals.models import expire_for_cancelled_run, settle_function_calls
         from runs import execution
 

@@ -1,12 +1,16 @@
+from django.utils.functional import SimpleLazyObject
+
 from approvals.models import Approval, is_reviewer
 
 
 def navigation(request):
     """The pending-approvals badge in the navigation bar (one COUNT, signed-in users only). The
-    queue's polled partial renders it again out of band, so the badge follows the queue live."""
+    queue's polled partial renders it again out of band, so the badge follows the queue live.
+
+    Lazy: a partial that does not show the navigation (an htmx poll) costs no query."""
     if not request.user.is_authenticated:
         return {}
     return {
-        "pending_approvals_count": Approval.objects.pending().count(),
-        "user_is_reviewer": is_reviewer(request.user),
+        "pending_approvals_count": SimpleLazyObject(lambda: Approval.objects.pending().count()),
+        "user_is_reviewer": SimpleLazyObject(lambda: is_reviewer(request.user)),
     }

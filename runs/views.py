@@ -1,4 +1,5 @@
-"""Pages for runs: the list and one run's timeline, plus artifact downloads."""
+"""Pages for runs: the list, one run's timeline, artifact downloads, and the run actions
+(cancel, continue, run again, track an interaction)."""
 
 from __future__ import annotations
 
@@ -8,32 +9,26 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import (
-    Count, DateTimeField, DurationField, Exists, ExpressionWrapper, F, Field, Func, Max, OuterRef, Q, QuerySet,
+    Count, DateTimeField, DurationField, Exists, ExpressionWrapper, F, Field, Func, Max, OuterRef, QuerySet,
     Subquery, Value,
 )
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThan, LessThan
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import content_disposition_header
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
+from google.genai import _interactions as api_errors
 
-from runs import costs
-from runs.forms import RunFilterForm
+from runs import costs, execution, gemini
+from runs.forms import ContinueForm, RunFilterForm, TrackForm
 from runs.models import Artifact, Interaction, Run, Step
-# The run actions (cancel, continue, run again, track) below.
-from django.contrib import messages  # noqa: E402
-from django.shortcuts import redirect  # noqa: E402
-from django.views.decorators.http import require_POST  # noqa: E402
-from google.genai import _interactions as api_errors  # noqa: E402
-
-from runs import execution, gemini  # noqa: E402
-from runs.forms import ContinueForm, TrackForm  # noqa: E402
 
 PAGE_SIZE = 50
 

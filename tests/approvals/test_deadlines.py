@@ -2,12 +2,10 @@
 
 from datetime import timedelta
 
-from django.core import mail
 from django.utils import timezone
 
 from approvals.models import Approval, AuditEvent
 from approvals.policies import FINANCE_LEADS_GROUP
-from tests.conftest import make_user
 from tests.factories import requested_call
 
 

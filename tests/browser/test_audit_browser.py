@@ -1,8 +1,6 @@
 """An auditor filters and exports a month of decisions, checks the chain and downloads a run's
 evidence bundle, which verifies on its own."""
 
-import datetime
-import io
 
 from django.utils import timezone
 from playwright.sync_api import expect

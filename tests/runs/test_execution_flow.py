@@ -3,7 +3,6 @@
 import json
 import threading
 
-import pytest
 
 from approvals import tools
 from approvals.models import Approval, AuditEvent

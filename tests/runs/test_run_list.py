@@ -61,7 +61,7 @@ def test_it_counts_pending_approvals_per_run(client, alice):
     make_run()
     client.force_login(alice)
     body = client.get(URL).content.decode()
-    assert f'title="1 pending approval"' in body
+    assert 'title="1 pending approval"' in body
     assert approval.run.get_absolute_url() in body
 
 
