@@ -3,8 +3,8 @@
 (a) Approve click to follow-up ``create`` at the API, worker idle: the order-support scenario run
     N times; each time, once the refund call waits for a reviewer and the worker is idle, the
     approval is POSTed through Django's full request stack (the view the Approve button posts to)
-    and timed until the emulator has received the follow-up carrying its ``function_result``
-    (as benchmarks/approval_latency.py measures it). Prints the median, p90 and spread.
+    and timed until the emulator has received the follow-up carrying its ``function_result``.
+    Prints the median, p90 and spread.
 (b) 50 reviewers working one queue of 500 calls: 100 runs that each ask for 5 refunds at once
     (each over $200, so each needs one reviewer, through the real policy). Every reviewer is a
     thread with its own database connection looping ``Approval.claim_next`` → approve (or reject
@@ -129,22 +129,6 @@ def approve_latency(emulator, runs: int) -> list[float]:
     return latencies
 
 
-def parallel_refunds_input(tag: str, run_index: int) -> list[dict]:
-    """A first input that makes the model ask for ``CALLS_PER_RUN`` refunds at once, each between
-    $200 and $1,000 (one reviewer): the customer's message with its order lookups already
-    answered (a stateless history), so a run costs one create before it waits for reviewers."""
-    orders = [f"B-{tag}{run_index:03d}{i}" for i in range(CALLS_PER_RUN)]
-    return [
-        {"type": "user_input",
-         "content": [{"type": "text", "text": f"Orders {', '.join(orders)} arrived broken, refund please."}]},
-        *({"type": "function_call", "id": f"lookup_{order}", "name": "lookup_order", "arguments": {"order_id": order}}
-          for order in orders),
-        *({"type": "function_result", "call_id": f"lookup_{order}", "name": "lookup_order",
-           "result": {"order_id": order, "currency": "USD", "total": 201 + run_index + i, "status": "delivered"}}
-          for i, order in enumerate(orders)),
-    ]
-
-
 def rejects(approval) -> bool:
     """One call in ten is rejected: the first call of every run whose index ends in an even digit."""
     order = approval.arguments["order_id"]
@@ -161,6 +145,7 @@ def reviewers_desk(emulator, reviewers: int, calls: int, settle_timeout: float) 
     from approvals.models import Approval, Decision
     from runs import execution
     from runs.models import Run
+    from tests.factories import parallel_refunds_input
 
     group = Group.objects.get_or_create(name="reviewers")[0]
     users = []
@@ -176,7 +161,10 @@ def reviewers_desk(emulator, reviewers: int, calls: int, settle_timeout: float) 
     tag = f"{int(time.time()) % 100000:05d}"
     declarations = tools.declarations(["lookup_order", "issue_refund"])
     run_ids = [
-        execution.create_run(model=MODEL, input=parallel_refunds_input(tag, i), tools=declarations).pk
+        execution.create_run(
+            model=MODEL, tools=declarations,
+            input=parallel_refunds_input([f"B-{tag}{i:03d}{n}" for n in range(CALLS_PER_RUN)], first_total=201 + i),
+        ).pk
         for i in range(calls // CALLS_PER_RUN)
     ]
     queue = Approval.objects.filter(run_id__in=run_ids)

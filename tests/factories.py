@@ -162,3 +162,19 @@ def requested_call(function_name: str, arguments: dict[str, Any], *, created_by=
                "steps": [{"type": "function_call", "id": call_id, "name": function_name, "arguments": arguments}]}
     execution.record(interaction, gemini.parse(json.dumps(payload)))
     return Approval.objects.get(interaction=interaction)
+
+
+def parallel_refunds_input(orders: list[str], *, first_total: float = 201) -> list[dict[str, Any]]:
+    """A first input that makes the emulated model ask for one refund per order at once, each
+    at ``first_total`` + its position (USD): the customer's message with its order lookups already
+    answered, as a stateless history the API accepts without ``previous_interaction_id``, so a
+    run costs one ``create`` before it waits for reviewers."""
+    return [
+        {"type": "user_input",
+         "content": [{"type": "text", "text": f"Orders {', '.join(orders)} arrived broken, refund please."}]},
+        *({"type": "function_call", "id": f"lookup_{order}", "name": "lookup_order", "arguments": {"order_id": order}}
+          for order in orders),
+        *({"type": "function_result", "call_id": f"lookup_{order}", "name": "lookup_order",
+           "result": {"order_id": order, "currency": "USD", "total": first_total + i, "status": "delivered"}}
+          for i, order in enumerate(orders)),
+    ]

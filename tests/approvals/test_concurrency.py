@@ -22,7 +22,7 @@ from approvals.models import Approval, AuditEvent, Decision, DecisionRefused
 from runs import execution, gemini
 from runs.models import Run
 from tests.conftest import make_user, wait_for
-from tests.factories import make_pending_approval
+from tests.factories import make_pending_approval, parallel_refunds_input
 
 MODEL = "gemini-3-flash-preview"
 
@@ -252,23 +252,6 @@ def test_claim_next_never_hands_one_call_to_two_of_twenty_reviewers(transactiona
 RUNS, CALLS_PER_RUN, REVIEWERS = 100, 5, 50
 
 
-def parallel_refunds_input(run_index: int) -> list[dict]:
-    """A first input that makes the model ask for ``CALLS_PER_RUN`` refunds at once, each above
-    $200 (one reviewer) and below $1,000: the customer's message and lookups already answered in
-    the same input (a stateless history, which the API accepts without
-    ``previous_interaction_id``), so each run costs one ``create`` before it waits."""
-    orders = [f"B-{run_index:03d}{i}" for i in range(CALLS_PER_RUN)]
-    return [
-        {"type": "user_input",
-         "content": [{"type": "text", "text": f"Orders {', '.join(orders)} arrived broken, refund please."}]},
-        *({"type": "function_call", "id": f"lookup_{order}", "name": "lookup_order", "arguments": {"order_id": order}}
-          for order in orders),
-        *({"type": "function_result", "call_id": f"lookup_{order}", "name": "lookup_order",
-           "result": {"order_id": order, "currency": "USD", "total": 201 + run_index + i, "status": "delivered"}}
-          for i, order in enumerate(orders)),
-    ]
-
-
 def rejects(approval: Approval) -> bool:
     """One call in ten is rejected: the first of every second run (order ids end in 0)."""
     order = approval.arguments["order_id"]
@@ -278,7 +261,9 @@ def rejects(approval: Approval) -> bool:
 def test_fifty_reviewers_working_one_queue_of_500_calls_answer_each_exactly_once(worker, api):
     reviewers = crowd(REVIEWERS)
     declarations = tools.declarations(["lookup_order", "issue_refund"])
-    runs = [execution.create_run(model=MODEL, input=parallel_refunds_input(i), tools=declarations).pk
+    runs = [execution.create_run(model=MODEL, tools=declarations,
+                                 input=parallel_refunds_input([f"B-{i:03d}{n}" for n in range(CALLS_PER_RUN)],
+                                                              first_total=201 + i)).pk
             for i in range(RUNS)]
     wait_for(lambda: Approval.objects.filter(status=Approval.Status.PENDING).count() == RUNS * CALLS_PER_RUN,
              timeout=90)
