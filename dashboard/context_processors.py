@@ -1,10 +1,10 @@
 from django.utils.functional import SimpleLazyObject
 
-from approvals.models import Approval, is_reviewer
+from approvals.models import Approval, is_auditor, is_reviewer
 
 
 def navigation(request):
-    """The pending-approvals badge in the navigation bar (one COUNT, signed-in users only). The
+    """The pending-approvals badge and the roles that decide which links show in the navigation bar (one COUNT, signed-in users only). The
     queue's polled partial renders it again out of band, so the badge follows the queue live.
 
     Lazy: a partial that does not show the navigation (an htmx poll) costs no query."""
@@ -13,4 +13,5 @@ def navigation(request):
     return {
         "pending_approvals_count": SimpleLazyObject(lambda: Approval.objects.pending().count()),
         "user_is_reviewer": SimpleLazyObject(lambda: is_reviewer(request.user)),
+        "user_is_auditor": SimpleLazyObject(lambda: is_auditor(request.user)),
     }
