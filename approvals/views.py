@@ -235,7 +235,6 @@ def queue(request: HttpRequest) -> HttpResponse:
         "query": _query_string(filters, state=state if state != "pending" else ""),
         "filter_query": _query_string(filters),
         "can_decide": _may_decide_any(request.user),
-        "can_export_audit": is_auditor(request.user),
         "tool_names": sorted(tools.registry),
     }
     template = "approvals/queue.html"

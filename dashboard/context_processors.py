@@ -4,8 +4,9 @@ from approvals.models import Approval, is_auditor, is_reviewer
 
 
 def navigation(request):
-    """The pending-approvals badge and the roles that decide which links show in the navigation bar (one COUNT, signed-in users only). The
-    queue's polled partial renders it again out of band, so the badge follows the queue live.
+    """The navigation bar's pending-approvals badge (one COUNT) and the roles that decide which
+    links it shows, for signed-in users. The queue's polled partial renders the badge again out of
+    band, so it follows the queue live.
 
     Lazy: a partial that does not show the navigation (an htmx poll) costs no query."""
     if not request.user.is_authenticated:

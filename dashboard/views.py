@@ -44,7 +44,6 @@ def home(request: HttpRequest) -> HttpResponse:
     )
     by_status = [(value, label, totals[value]) for value, label in Run.Status.choices]
     context = {
-        "can_export_audit": is_auditor(request.user),
         "by_status": by_status,
         "total_runs": sum(count for _, _, count in by_status),
         "active_runs": sum(totals[status] for status in Run.ACTIVE_STATUSES),
