@@ -3,17 +3,40 @@
 from celery import shared_task
 
 from approvals.models import Approval, StillExecuting
+from runs import execution
+from runs.models import Interaction
+from runs.tasks import TRANSIENT_ERRORS
 
 
 @shared_task
 def execute_function_call(approval_pk: int) -> None:
-    """Run the tool body of a settled-to-run call and send on its result (``Approval.execute``)."""
+    """Run the tool body of a settled-to-run call (``Approval.execute``) and, when that settled
+    the interaction's last call, send the follow-up interaction right here.
+
+    Sending inline saves the follow-up a trip through the broker (the time from a reviewer's
+    click to the API). The send task queued when the follow-up was recorded still runs: the
+    claim on the intent makes one of the two send, and the other is the retry path if this one
+    meets a transient error."""
+    approval = Approval.objects.select_related("interaction").get(pk=approval_pk)
     try:
-        Approval.objects.get(pk=approval_pk).execute()
+        ran = approval.execute()
     except StillExecuting as exc:
         # A redelivery while the first worker may still run the body: come back when its claim
         # has run out, to settle the call if that worker died.
         execute_function_call.apply_async((approval_pk,), countdown=exc.seconds)
+        return
+    if not ran:
+        return
+    follow_up = (
+        Interaction.objects.filter(run_id=approval.run_id, sequence=approval.interaction.sequence + 1,
+                                   dispatch=Interaction.Dispatch.PENDING)
+        .values_list("pk", flat=True).first()
+    )
+    if follow_up is not None:
+        try:
+            execution.send(follow_up)
+        except (execution.StillSending, *TRANSIENT_ERRORS):
+            pass  # the queued send task retries it
 
 
 @shared_task(bind=True, max_retries=5)
