@@ -14,10 +14,10 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from approvals.policies import REVIEWERS_GROUP
 from runs import execution
 from runs.models import Interaction, Run
 
-REVIEWERS_GROUP = "reviewers"
 AUDITORS_GROUP = "auditors"
 
 
@@ -583,12 +583,6 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.verdict} {self.approval}"
-
-
-def check_can_decide(user) -> None:
-    """Raises ``PermissionDenied`` unless ``user`` is a member of the reviewers group."""
-    if not is_reviewer(user):
-        raise PermissionDenied("Only members of the reviewers group may decide function calls.")
 
 
 def settle_function_calls(interaction: Interaction) -> str:
