@@ -366,13 +366,21 @@ def send(interaction_pk: int) -> None:
     claim that has not yet run out.
     """
     now = timezone.now()
-    claimed = Interaction.objects.filter(
-        pk=interaction_pk, dispatch=Interaction.Dispatch.PENDING, run__status__in=Run.ACTIVE_STATUSES
-    ).update(dispatch=Interaction.Dispatch.SENDING, sent_at=now, error="")
+    # The claim's condition names the row's own columns only. A condition on a joined table
+    # (the run's status) makes Django write ``WHERE id IN (subquery)``, and PostgreSQL does not
+    # re-evaluate a subquery for a row it had to wait on: two racing claims would both win.
+    claimed = Interaction.objects.filter(pk=interaction_pk, dispatch=Interaction.Dispatch.PENDING).update(
+        dispatch=Interaction.Dispatch.SENDING, sent_at=now, error=""
+    )
     if not claimed:
         _check_claimed_send(interaction_pk, now)
         return
     interaction = Interaction.objects.select_related("run").get(pk=interaction_pk)
+    if not interaction.run.is_active:
+        Interaction.objects.filter(pk=interaction_pk).update(
+            dispatch=Interaction.Dispatch.ERROR, error="Not sent: the run was cancelled first.", finished_at=now
+        )
+        return
     _save_manifest(interaction)
     try:
         response = gemini.create(interaction.request)

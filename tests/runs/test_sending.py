@@ -130,3 +130,42 @@ def test_the_periodic_recovery_settles_stale_claims_and_requeues_lost_intents(wo
 
     wait_for(lambda: Run.objects.filter(pk=lost.run_id, status=Run.Status.COMPLETED).exists())
     assert len(api.requests_for(method="POST", path_suffix="/interactions")) == 1
+
+
+def test_racing_sends_of_one_intent_make_one_request(transactional_db, api):
+    import threading
+
+    from django.db import connection
+
+    for attempt in range(5):
+        interaction = intent(f"Race {attempt}")
+        barrier = threading.Barrier(3)
+
+        def send():
+            barrier.wait()
+            try:
+                execution.send(interaction.pk)
+            except execution.StillSending:
+                pass
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=send) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    bodies = [r["body"]["input"] for r in api.requests_for(method="POST", path_suffix="/interactions")]
+    assert sorted(bodies) == [f"Race {n}" for n in range(5)]
+
+
+def test_an_intent_of_a_cancelled_run_is_not_sent(db, api):
+    interaction = intent("Too late")
+    Run.objects.filter(pk=interaction.run_id).update(status=Run.Status.CANCELLED)
+
+    execution.send(interaction.pk)
+
+    interaction.refresh_from_db()
+    assert interaction.dispatch == Interaction.Dispatch.ERROR and "cancelled" in interaction.error
+    assert api.requests_for(method="POST") == []
