@@ -108,6 +108,16 @@ def input_preview(value: Any, limit: int | None = 300) -> str:
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _described(input: Any, tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """A new run's input and tools with what is derived from them for the list and its search:
+    the input's full text and preview, and the tools' names as ``,name,name,``."""
+    names = [t["name"] for t in tools if t.get("name")]
+    return {
+        "input": input, "input_text": input_preview(input, limit=None), "input_preview": input_preview(input),
+        "tools": tools, "tool_names": f",{','.join(names)}," if names else "",
+    }
+
+
 def build_request(run: Run, *, input: Any = None, previous_interaction_id: str = "", **extra: Any) -> dict[str, Any]:
     """The ``interactions.create`` body for one interaction of ``run``.
 
@@ -154,9 +164,7 @@ def create_run(
         raise ValueError("Give exactly one of model and agent.")
     tools = tools or []
     run = Run.objects.create(
-        model=model, agent=agent, input=input, input_text=input_preview(input, limit=None),
-        input_preview=input_preview(input), tools=tools,
-        tool_names="".join(f",{t['name']}" for t in tools if t.get("name")) + ("," if tools else ""),
+        model=model, agent=agent, **_described(input, tools),
         background=background, system_instruction=system_instruction,
         generation_config=generation_config, created_by=created_by, source_run=source_run,
     )
@@ -315,9 +323,7 @@ def track_interaction(interaction_id: str, *, by) -> Run:
         input = payload.get("input", "")
         tools = [t for t in payload.get("tools") or [] if isinstance(t, dict)]
         run = Run.objects.create(
-            model=model, agent=agent, input=input, input_text=input_preview(input, limit=None),
-            input_preview=input_preview(input), tools=tools,
-            tool_names="".join(f",{t['name']}" for t in tools if t.get("name")) + ("," if tools else ""),
+            model=model, agent=agent, **_described(input, tools),
             background=bool(payload.get("background")) or response.status in ("queued", "in_progress"),
             system_instruction=str(payload.get("system_instruction") or ""), created_by=by,
         )
@@ -698,5 +704,5 @@ def _save_manifest(interaction: Interaction) -> None:
 def _save_artifact(interaction: Interaction, kind: str, content: str, media_type: str = "application/json") -> None:
     Artifact.objects.update_or_create(
         interaction=interaction, kind=kind,
-        defaults={"content": content, "media_type": media_type, "size_bytes": len(content.encode())},
+        defaults={"content": content, "media_type": media_type},
     )
