@@ -32,7 +32,16 @@ def arguments_hash(arguments: dict[str, Any]) -> str:
 
 
 def in_group(user, group: str) -> bool:
-    return user.is_authenticated and user.groups.filter(name=group).exists()
+    """Whether ``user`` is signed in and in the group named ``group``. A user that
+    ``RoleBackend`` loaded for a request carries ``group_names``, read once (one query) for all
+    of that request's checks; any other user object is asked with a query each time, so it never
+    answers from a stale list."""
+    if not user.is_authenticated:
+        return False
+    names = getattr(user, "group_names", None)
+    if names is not None:
+        return group in names
+    return user.groups.filter(name=group).exists()
 
 
 def is_reviewer(user) -> bool:
@@ -40,8 +49,9 @@ def is_reviewer(user) -> bool:
 
 
 def is_auditor(user) -> bool:
+    """Auditors, reviewers and superusers read the audit log."""
     return user.is_authenticated and (
-        user.is_superuser or user.groups.filter(name__in=[AUDITORS_GROUP, REVIEWERS_GROUP]).exists()
+        user.is_superuser or in_group(user, AUDITORS_GROUP) or in_group(user, REVIEWERS_GROUP)
     )
 
 

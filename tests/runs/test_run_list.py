@@ -208,11 +208,17 @@ def test_an_htmx_request_gets_only_the_table(client, alice):
 
 def test_it_escapes_what_the_model_wrote(client, alice):
     make_run(input="<script>alert(1)</script>", status=Run.Status.FAILED, error="<img src=x onerror=alert(1)>")
+    make_run(input='" onmouseover="alert(2)', agent="<b>agent</b>", model="")
     client.force_login(alice)
     body = client.get(URL).content.decode()
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert "<img src=x" not in body
+    # The input preview also fills a title attribute: a quote must not end it.
+    assert '" onmouseover="alert(2)' not in body
+    assert 'title="&quot; onmouseover=&quot;alert(2)"' in body
+    assert "<b>agent</b>" not in body
+    assert '&lt;b&gt;agent&lt;/b&gt; <span class="tag">agent</span>' in body
 
 
 def test_the_query_count_does_not_grow_with_the_runs(client, alice):
