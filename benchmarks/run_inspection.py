@@ -454,7 +454,7 @@ def main() -> None:
     print(f"  worst ratio {worst:.1f}x (target within 3x); queries per page: {', '.join(map(str, counts))}")
     for (label, url), result in zip(pages, results):
         if "q=" in url and "run_search_idx" not in result["plan"]:
-            print(f"  {label}: PostgreSQL walks the sort's index, parsing each run until 51 match, rather "
+            print(f"  {label}: PostgreSQL walks the sort's index, matching each run's stored document until 51 match, rather "
                   f"than read run_search_idx (it estimates the matches common enough for that).")
 
     print(f"\nRun detail, run #{big_run.pk} ({big_run.interactions.count()} interactions, "

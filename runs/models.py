@@ -16,14 +16,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 
-# The document the run list's full-text search matches: to_tsvector(SEARCH_CONFIG, input_text
-# || ' ' || output_text), through the SQL function run_search_document (migration 0003, which
-# says why it exists: it tells PostgreSQL what parsing a document costs). The GIN index is built
-# on this exact expression so PostgreSQL can use it.
+# The document the run list's full-text search matches: ``Run.search_vector``, which is
+# to_tsvector(SEARCH_CONFIG, input_text || ' ' || output_text), stored, and kept current by a
+# PostgreSQL trigger on every insert and on every update that changes either text (migration
+# 0004). Searches read it through the SQL function run_search_document. Migration 0004 explains
+# why that function exists: it gives PostgreSQL the cost that makes it pick the right plan. The
+# GIN index is built on this exact expression, so PostgreSQL can use it.
 SEARCH_CONFIG = "english"
-SEARCH_DOCUMENT = Func(
-    F("input_text"), F("output_text"), function="run_search_document", output_field=SearchVectorField()
-)
+SEARCH_DOCUMENT = Func(F("search_vector"), function="run_search_document", output_field=SearchVectorField())
 
 
 class RunQuerySet(models.QuerySet):
@@ -77,6 +77,8 @@ class Run(models.Model):
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.QUEUED)
     error = models.TextField(blank=True)
     output_text = models.TextField(blank=True)
+    # The search document (see SEARCH_DOCUMENT), written by the database; NULL on SQLite.
+    search_vector = SearchVectorField(null=True, editable=False)
     total_tokens = models.PositiveIntegerField(default=0)
     # Set when the run ends (from created_at to finished_at); the list sorts on it.
     duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
@@ -113,7 +115,7 @@ class Run(models.Model):
             models.Index(fields=["model", "-created_at", "-id"], name="run_model_created_idx"),
             models.Index(fields=["agent", "-created_at", "-id"], name="run_agent_created_idx"),
             models.Index(fields=["created_by", "-created_at", "-id"], name="run_creator_created_idx"),
-            # Full-text search over inputs and output text (PostgreSQL only: migrations 0002, 0003).
+            # Full-text search over inputs and output text (PostgreSQL only: migrations 0002-0004).
             GinIndex(SEARCH_DOCUMENT, name="run_search_idx"),
         ]
 

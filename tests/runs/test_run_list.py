@@ -353,6 +353,37 @@ def test_search_finds_text_beyond_the_preview(client, alice):
     assert listed(client, {"q": "needle"}) == [run]
 
 
+def test_search_follows_the_output_as_the_run_records_it(client, alice):
+    # The stored search document follows every way a run's texts are written: save() of a
+    # loaded run, save() of a run built in Python, and a queryset update().
+    run = make_run(input="Where is my parcel?", output_text="")
+    client.force_login(alice)
+    assert listed(client, {"q": "courier"}) == []
+    run = Run.objects.get(pk=run.pk)
+    run.output_text = "The courier has it."
+    run.save()
+    assert listed(client, {"q": "courier"}) == [run]
+    Run.objects.filter(pk=run.pk).update(output_text="Delivered to the neighbour.")
+    assert listed(client, {"q": "courier"}) == []
+    assert listed(client, {"q": "neighbour"}) == [run]
+    run.input_text = "Where is my blender?"
+    run.save(update_fields=["input_text"])
+    assert listed(client, {"q": "parcel"}) == []
+    assert listed(client, {"q": "blender neighbour"}) == [run]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the stored document is PostgreSQL's")
+def test_a_save_that_writes_back_a_stale_document_gets_it_recomputed(alice):
+    run = make_run(input="Where is my parcel?")
+    stale = Run.objects.get(pk=run.pk)
+    Run.objects.filter(pk=run.pk).update(output_text="The courier has it.")
+    stale.output_text = "The courier has it."
+    stale.search_vector = "'parcel':4"
+    stale.save()
+    assert Run.objects.search("courier").get() == run
+    assert Run.objects.search("parcel").get() == run
+
+
 def test_a_search_of_stop_words_only_finds_nothing_without_failing(client, alice):
     make_run(input="the and of")
     client.force_login(alice)
