@@ -9,6 +9,8 @@ over repeated requests:
   time, the *floor* (the SQL statements that request ran, re-run alone through a raw cursor:
   execute + fetchall), their ratio (target: within 3x), the query count (target: the same on
   every page, whatever the data) and the indexes the list query's plan uses;
+- for scale, the same figures for a signed-in request that renders nothing: Django's own cost
+  of a request (middleware, session and user queries), which every page carries;
 - the first paint of the 5,000-step run's detail page (target: 150 ms).
 
     .venv/bin/python benchmarks/run_inspection.py [--keep] [--repeat 15] [--rows 1000000]
@@ -335,6 +337,25 @@ def plan_indexes(sql: str) -> str:
     return ", ".join(dict.fromkeys(scans))
 
 
+def reference_url() -> str:
+    """Route ``/_bench/signed-in/`` (in this process only) to a view that needs a signed-in user
+    and returns an empty page: Django's own cost of a request (middleware, session, user) with
+    nothing of Handoff's in it, to read the list's figures against."""
+    from django.contrib.auth.decorators import login_required
+    from django.http import HttpResponse
+    from django.urls import clear_url_caches, path
+
+    from dashboard import urls
+
+    @login_required
+    def signed_in(request):
+        return HttpResponse(b"")
+
+    urls.urlpatterns.append(path("_bench/signed-in/", signed_in))
+    clear_url_caches()
+    return "/_bench/signed-in/"
+
+
 def measure(client, url: str, repeat: int) -> dict:
     """Median server time of ``url`` over ``repeat`` requests (after one warm-up), the median time
     of the same SQL statements run alone, the query count and the list query's plan."""
@@ -456,6 +477,10 @@ def main() -> None:
     worst = max(r["server"] / r["floor"] for r in results)
     counts = sorted({r["queries"] for r in results})
     print(f"  worst ratio {worst:.1f}x (target within 3x); queries per page: {', '.join(map(str, counts))}")
+    reference = measure(client, reference_url(), args.repeat)
+    print(f"  for scale, a signed-in request that renders nothing (Django's session and user queries "
+          f"only): server {reference['server']:.1f} ms, floor {reference['floor']:.1f} ms, "
+          f"{reference['server'] / reference['floor']:.1f}x")
     for (label, url, *_), result in zip(pages, results):
         if "q=" in url and "run_search_idx" not in result["plan"]:
             print(f"  {label}: PostgreSQL walks the sort's index, matching each run's stored document until 51 match, rather "
