@@ -5,7 +5,8 @@ The list renders 50 rows on every view and, while a run on it is active, on ever
 ``str.format`` per row, each text value escaped once with the standard library's
 ``html.escape`` (what ``django.utils.html.escape`` calls, without its lazy-string wrapper, which
 cost as much as the rest of the row). 50 rows take ~0.5 ms this way against ~1.4 ms through
-``format_html`` and ~4 ms as template tags, measured alongside ``benchmarks/run_inspection.py``.
+``format_html`` (measured side by side on one machine, alongside
+``benchmarks/run_inspection.py``); as template tags they took about three times ``format_html``.
 Numbers and the fixed strings of this module go in unescaped; everything else is escaped.
 """
 
