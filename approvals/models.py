@@ -128,7 +128,10 @@ class Approval(models.Model):
     edited_arguments = models.JSONField(null=True, blank=True)
     arguments_hash = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    policy = models.CharField(max_length=300, help_text="Why policy settled or held the call.")
+    policy = models.TextField(help_text="Why policy settled or held the call.")
+    # Why the model's arguments do not fit the tool's JSON Schema ("" when they do): such a call
+    # never runs at once, a person sees this and decides.
+    schema_error = models.TextField(blank=True)
     # A call of a function Handoff has no body for can only be answered with a typed result.
     requires_manual_result = models.BooleanField(default=False)
 
@@ -159,6 +162,9 @@ class Approval(models.Model):
 
     # The function_result sent back for this call.
     execution_started_at = models.DateTimeField(null=True, blank=True)
+    # When the body's result was committed (before the call is settled and the follow-up made):
+    # a result is never lost to anything that fails after the body ran.
+    executed_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)
     result_is_error = models.BooleanField(default=False)
     settled_at = models.DateTimeField(null=True, blank=True)

@@ -189,6 +189,13 @@ class Interaction(models.Model):
     sequence = models.PositiveIntegerField()
     interaction_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
     previous_interaction_id = models.CharField(max_length=200, blank=True)
+    # Who asked for this interaction with input of their own (started the run, continued it,
+    # tracked it); ``None`` for a follow-up that only carries function results. Everyone who asked
+    # for an interaction of a run up to a function call is one of that call's requesters
+    # (``Approval.requesters``): four-eyes policies keep them from approving it.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
     # The body passed to ``interactions.create`` (it holds no credentials: the SDK sends the key
     # in a header).
     request = models.JSONField()
