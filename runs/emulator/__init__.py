@@ -2,10 +2,12 @@
 
 ``EmulatorServer`` serves the API's HTTP wire protocol so the real
 ``google-genai`` SDK can talk to it; ``scenarios`` decides what each request
-gets back. Standard library only: importing this package needs neither Django
-nor the SDK.
+gets back; ``store`` keeps the interactions (in memory, or in a SQLite file
+that survives restarts). Standard library only: importing this package needs
+neither Django nor the SDK.
 """
 
 from .server import EmulatorServer
+from .store import StoreInUse
 
-__all__ = ["EmulatorServer"]
+__all__ = ["EmulatorServer", "StoreInUse"]

@@ -13,7 +13,10 @@ How a create request picks its scenario (first match wins):
    faults (``[fault:429]``, ``[fault:500]``, ``[fault:slow=2.5]``,
    ``[fault:malformed]``, ``[fault:garbage]``, ...) are applied by the server
    before any scenario runs; ``[fault:unknown_step]`` adds a step of an unknown
-   type to whatever the scenario below produced.
+   type to whatever the scenario below produced. ``[fault:statusless_get]``
+   (or ``[fault:statusless_getxK]``, the first K only) makes every JSON ``get``
+   of the interaction answer its document without ``status``; such a get still
+   counts as a poll of a background interaction.
 2. A showcase marker in the input text: ``[showcase:all_steps]`` answers
    ``completed`` with every step type, from the API's documented examples
    (see ``showcase.py``; that answer does not validate as a whole, because
@@ -67,7 +70,7 @@ ORDER_ID_PATTERN = re.compile(r"\b[A-Z]-\d{3,}\b")
 FAULT_PATTERN = re.compile(
     r"\[fault:(?P<name>[a-z_]+|\d{3})(?:x(?P<times>\d+))?(?:=(?P<value>\d+(?:\.\d+)?))?\]"
 )
-KNOWN_FAULTS = {"failed", "slow", "malformed", "garbage", "unknown_step"}
+KNOWN_FAULTS = {"failed", "slow", "malformed", "garbage", "unknown_step", "statusless_get"}
 SHOWCASE_PATTERN = re.compile(r"\[showcase:(?P<name>[a-z_]+)\]")
 # Input items a client writes (content blocks and client steps); any other
 # step type in an input is part of a resent history of the model's turns.
@@ -114,6 +117,8 @@ class Faults:
     ``http_status`` is the status to answer with (429, 500, 503, ...) or None;
     ``http_times`` how many identical requests get it before the request
     succeeds (None: every time). ``slow_seconds`` is a delay in seconds.
+    ``statusless_gets`` is how many JSON ``get`` calls of the interaction
+    answer without ``status``: 0 none, None every one.
     """
 
     failed: bool = False
@@ -123,6 +128,7 @@ class Faults:
     malformed: bool = False
     garbage: bool = False
     unknown_step: bool = False
+    statusless_gets: int | None = 0
 
 
 # ---------------------------------------------------------------------------
@@ -208,8 +214,9 @@ def find_faults(body: dict) -> Faults:
 
     Markers: ``[fault:failed]``, ``[fault:NNN]`` for an HTTP status (429, 500,
     503, ...), ``[fault:NNNxK]`` to fail only the first K identical requests,
-    ``[fault:slow=SECONDS]``, ``[fault:malformed]``, ``[fault:garbage]`` and
-    ``[fault:unknown_step]``. Raises ``ScenarioError`` (400) for a marker name
+    ``[fault:slow=SECONDS]``, ``[fault:malformed]``, ``[fault:garbage]``,
+    ``[fault:unknown_step]`` and ``[fault:statusless_get]`` (every get) or
+    ``[fault:statusless_getxK]`` (the first K gets). Raises ``ScenarioError`` (400) for a marker name
     the emulator does not know, so a typo in a test does not pass silently.
     """
     found: dict[str, Any] = {}
@@ -225,6 +232,8 @@ def find_faults(body: dict) -> Faults:
             elif name in KNOWN_FAULTS:
                 if name == "slow":
                     found["slow_seconds"] = float(value or 1.0)
+                elif name == "statusless_get":
+                    found["statusless_gets"] = int(times) if times else None
                 else:
                     found[name] = True
             else:

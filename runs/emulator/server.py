@@ -24,6 +24,17 @@ or get runs it to the end at once). Streams are ``text/event-stream`` events
 ``interaction.created``, ``step.start``/``step.delta``/``step.stop`` per step,
 ``interaction.completed``, then ``data: [DONE]``.
 
+Interactions are kept in memory, or with ``state_path`` in a SQLite file
+(``store.py``) that is loaded at ``start()``: a restart on the same file
+changes nothing a client can see. Every change is written before the request
+is answered. What the file keeps: every stored interaction as it stands
+(status, steps, which calls were answered, and for a background interaction
+still in progress the number of gets it has answered), the id counters and
+the counted HTTP faults. A background interaction in progress therefore
+resumes where it was: it finishes on the ``background_polls``-th get counted
+over both lifetimes, as the restarted server is configured. The request log
+and a held create are not kept.
+
 Two control routes serve tests running in another process (no key needed,
 and not recorded in the request log):
 
@@ -42,6 +53,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -52,6 +64,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import scenarios
 from .scenarios import ScenarioError
+from .store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +128,10 @@ class EmulatorServer:
     the Nth ``get`` returns the final status. ``id_tag`` is put into every id
     (``v1_emu{tag}0000000001``, ``call_{tag}00001``) so that ids stay unique
     across emulator restarts against one database; leave it empty for fully
-    deterministic ids.
+    deterministic ids. ``state_path`` names a SQLite file to keep the
+    interactions in across restarts (created when missing; see ``store.py``);
+    ``None`` keeps them in memory only. One server serves a file at a time:
+    ``start()`` raises ``store.StoreInUse`` while another holds it.
 
     >>> server = EmulatorServer(port=0).start()
     >>> server.url                                   # doctest: +SKIP
@@ -124,11 +140,13 @@ class EmulatorServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, background_polls: int = 3,
-                 id_tag: str = ""):
+                 id_tag: str = "", state_path: str | os.PathLike | None = None):
         self.host = host
         self.port = port
         self.background_polls = background_polls
         self.id_tag = id_tag
+        self.state_path = state_path
+        self._store = Store(None)
         # One lock guards the store, the request log, the fault counters, the
         # id counters and the held-create slot.
         self._lock = threading.Lock()
@@ -149,9 +167,23 @@ class EmulatorServer:
     def start(self) -> "EmulatorServer":
         """Bind the port and serve in a daemon thread; returns ``self``.
 
-        Raises ``OSError`` when the port cannot be bound.
+        Raises ``OSError`` when the port cannot be bound, and
+        ``store.StoreInUse`` when another server holds ``state_path``.
         """
-        httpd = _HTTPServer((self.host, self.port), _Handler)
+        if self.state_path is not None and not self._store.is_open:
+            store = Store(self.state_path)
+            records, counters, fault_counts = store.load()
+            with self._lock:
+                self._store = store
+                self._records = records
+                self._fault_counts = fault_counts
+                self._interaction_counter = counters.get("interaction", 0)
+                self._tool_counter = counters.get("tool", 0)
+        try:
+            httpd = _HTTPServer((self.host, self.port), _Handler)
+        except OSError:
+            self._close_store()
+            raise
         httpd.emulator = self
         self._httpd = httpd
         self.port = httpd.server_address[1]
@@ -182,6 +214,13 @@ class EmulatorServer:
                 pass
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._close_store()
+
+    def _close_store(self) -> None:
+        # A request still being handled after this gets an error rather than
+        # an answer the file would not hold.
+        with self._lock:
+            self._store.close()
 
     def wait(self) -> None:
         """Block until ``stop()`` is called (from another thread or a signal handler)."""
@@ -238,8 +277,10 @@ class EmulatorServer:
             return list(self._records)
 
     def reset(self) -> None:
-        """Forget every interaction, the request log and the fault counters."""
+        """Forget every interaction, the request log and the fault counters (in the state
+        file too); the id counters stay, so no id is handed out twice."""
         with self._lock:
+            self._store.clear()
             self._records.clear()
             self._log.clear()
             self._fault_counts.clear()
@@ -344,7 +385,9 @@ class EmulatorServer:
         if faults.http_status:
             key = json.dumps(body, sort_keys=True, separators=(",", ":"))
             with self._lock:
-                seen = self._fault_counts[key] = self._fault_counts.get(key, 0) + 1
+                seen = self._fault_counts.get(key, 0) + 1
+                self._store.save(fault_counts={key: seen})
+                self._fault_counts[key] = seen
             if faults.http_times is None or seen <= faults.http_times:
                 status = faults.http_status
                 return _Reply.error(status, _HTTP_FAULT_MESSAGES.get(status, f"HTTP {status}."))
@@ -353,6 +396,7 @@ class EmulatorServer:
         if faults.malformed:
             with self._lock:
                 interaction_id = self._new_interaction_id()
+                self._store.save(counters=self._counters())
             return _Reply(200, {"id": interaction_id, "steps": "not-a-list"})
 
         stream = body.get("stream") is True or wants_stream
@@ -379,13 +423,22 @@ class EmulatorServer:
                 "created": now,
                 "updated": now,
                 "answered_call_ids": set(),
+                "statusless_gets": faults.statusless_gets,
             }
+            changed = []
             if history:
-                history[-1]["answered_call_ids"].update(
-                    result["call_id"] for result in scenarios.function_results(body.get("input"))
-                )
+                answered = {result["call_id"]
+                            for result in scenarios.function_results(body.get("input"))}
+                previous = history[-1]
+                changed.append({**previous,
+                                "answered_call_ids": previous["answered_call_ids"] | answered})
             if body.get("store", True) is not False:
-                self._records[record["id"]] = record
+                changed.append(record)
+            # Written before anything changes in memory: a failed write leaves
+            # the server as it was, and the client gets an error, not an id.
+            self._store.save(changed, counters=self._counters())
+            for changed_record in changed:
+                self._records[changed_record["id"]] = changed_record
             if stream:
                 return _Reply(200, events=self._events(record))
             return _Reply(200, self._document(record))
@@ -396,15 +449,29 @@ class EmulatorServer:
             record = self._records.get(interaction_id)
             if record is None:
                 raise ScenarioError(404, f"Interaction {interaction_id} was not found.")
+            changes: dict[str, Any] = {}
             if record["state"] == "running":
                 if stream:
                     # A streamed get stays open until the interaction finishes,
                     # so there is nothing to poll: finish it now.
-                    self._finish(record)
+                    changes.update(self._finished())
                 else:
-                    record["polls"] += 1
-                    if record["polls"] >= self.background_polls:
-                        self._finish(record)
+                    changes["polls"] = record["polls"] + 1
+                    if changes["polls"] >= self.background_polls:
+                        changes.update(self._finished())
+            statusless = not stream and _takes_fault(record.get("statusless_gets", 0))
+            if statusless and record["statusless_gets"] is not None:
+                changes["statusless_gets"] = record["statusless_gets"] - 1
+            if changes:
+                record = {**record, **changes}
+                self._store.save([record])
+                self._records[interaction_id] = record
+            if statusless:
+                # [fault:statusless_get]: the body a lenient client half-parses
+                # into status=None (gemini-interactions.md §10.4).
+                document = self._document(record, include_input=include_input)
+                del document["status"]
+                return _Reply(200, document)
             if stream:
                 events = self._events(record)
                 if last_event_id:
@@ -426,14 +493,17 @@ class EmulatorServer:
                     f"interactions that are in progress can be cancelled (status is "
                     f"{_status(record)}).",
                 )
-            record["state"] = "cancelled"
-            record["updated"] = _now_iso()
+            record = {**record, "state": "cancelled", "updated": _now_iso()}
+            self._store.save([record])
+            self._records[interaction_id] = record
             return _Reply(200, self._document(record))
 
     def _delete(self, interaction_id: str) -> _Reply:
         with self._lock:
-            if self._records.pop(interaction_id, None) is None:
+            if interaction_id not in self._records:
                 raise ScenarioError(404, f"Interaction {interaction_id} was not found.")
+            self._store.delete(interaction_id)
+            del self._records[interaction_id]
         return _Reply(200, {})
 
     # -- storage helpers (call with the lock held) --------------------------------
@@ -459,9 +529,13 @@ class EmulatorServer:
         chain.reverse()
         return chain
 
-    def _finish(self, record: dict) -> None:
-        record["state"] = "finished"
-        record["updated"] = _now_iso()
+    def _counters(self) -> dict[str, int]:
+        return {"interaction": self._interaction_counter, "tool": self._tool_counter}
+
+    @staticmethod
+    def _finished() -> dict:
+        """The changes that finish a background interaction."""
+        return {"state": "finished", "updated": _now_iso()}
 
     def _document(self, record: dict, include_input: bool = False) -> dict:
         """The interaction JSON for ``record`` in its current state."""
@@ -511,6 +585,11 @@ class EmulatorServer:
         for number, event in enumerate(events, start=1):
             event["event_id"] = f"evt_{number:04d}"
         return events
+
+
+def _takes_fault(remaining: int | None) -> bool:
+    """Whether a fault with ``remaining`` uses left (``None``: unlimited) applies now."""
+    return remaining is None or remaining > 0
 
 
 def _status(record: dict) -> str:

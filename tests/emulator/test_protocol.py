@@ -396,7 +396,7 @@ def test_the_run_emulator_command_prints_its_url_and_stops_cleanly_on_sigterm():
     project = Path(__file__).resolve().parents[2]
     env = {**os.environ, "DJANGO_SECRET_KEY": "emulator-test-only", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_emulator", "--port", "0", "--id-tag="],
+        [sys.executable, "manage.py", "run_emulator", "--port", "0", "--id-tag=", "--state="],
         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([process.stdout], [], [], 30)

@@ -528,6 +528,32 @@ def test_a_garbage_fault_answers_200_with_a_body_that_is_not_json(emulator, clie
         client.interactions.create(model=MODEL, input="[fault:garbage]")
 
 
+def test_a_counted_statusless_get_fault_leaves_status_out_of_the_first_gets_only(emulator, client):
+    started = client.interactions.create(
+        model=MODEL, input="Slow job [fault:statusless_getx1]", background=True)
+
+    status, raw = http(emulator, "GET", f"/v1/interactions/{started.id}?stream=false")
+    odd = json.loads(raw)
+    then = [client.interactions.get(started.id).status for _ in range(2)]
+
+    assert started.status == "in_progress"
+    assert status == 200 and "status" not in odd
+    assert odd["id"] == started.id and odd["object"] == "interaction"
+    # The odd get counted as the first of the three polls this emulator runs a job for.
+    assert then == ["in_progress", "completed"]
+
+
+def test_a_statusless_get_fault_answers_every_get_without_a_status(client):
+    started = client.interactions.create(
+        model=MODEL, input="Never readable [fault:statusless_get]", background=True)
+
+    statuses = [client.interactions.get(started.id).status for _ in range(4)]
+
+    assert statuses == [None] * 4
+    streamed = list(client.interactions.get(started.id, stream=True))
+    assert streamed[-1].interaction.status == "completed"
+
+
 def test_an_unknown_step_fault_adds_a_step_the_sdk_keeps_as_unknown(client):
     interaction = client.interactions.create(model=MODEL, input="Hello there [fault:unknown_step]")
 

@@ -1,8 +1,11 @@
 """``python manage.py run_emulator``: serve the Interactions API emulator until stopped.
 
 Point the SDK at it with ``GEMINI_API_KEY=anything`` and
-``GOOGLE_GEMINI_BASE_URL=http://HOST:PORT``. The emulator keeps everything in
-memory and touches neither the database nor any model.
+``GOOGLE_GEMINI_BASE_URL=http://HOST:PORT``. The emulator keeps its interactions
+in a SQLite file in the data folder (``DATA_DIR/emulator/interactions.sqlite3``;
+``--state FILE`` names another, ``--state=`` keeps them in memory only), so a
+restart changes nothing: a follow-up chained onto an interaction created before
+it still finds it. It touches neither the database nor any model.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import signal
 import threading
 import time
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from runs.emulator import EmulatorServer
+from runs.emulator import EmulatorServer, StoreInUse
 
 
 def _time_tag() -> str:
@@ -47,14 +51,28 @@ class Command(BaseCommand):
                  "start time, so ids never repeat across restarts against the same database; "
                  "pass --id-tag= for fully deterministic ids.",
         )
+        parser.add_argument(
+            "--state", default=None,
+            help="SQLite file the interactions are kept in across restarts (default: "
+                 "emulator/interactions.sqlite3 in the data folder); --state= keeps them in "
+                 "memory only.",
+        )
 
     def handle(self, *args, **options) -> None:
         id_tag = _time_tag() if options["id_tag"] is None else options["id_tag"]
-        server = EmulatorServer(
-            host=options["host"], port=options["port"],
-            background_polls=options["background_polls"], id_tag=id_tag,
-        ).start()
+        state = options["state"]
+        if state is None:
+            state = settings.DATA_DIR / "emulator" / "interactions.sqlite3"
+        try:
+            server = EmulatorServer(
+                host=options["host"], port=options["port"],
+                background_polls=options["background_polls"], id_tag=id_tag,
+                state_path=state or None,
+            ).start()
+        except StoreInUse as error:
+            raise CommandError(str(error)) from error
         self.stdout.write(f"Interactions API emulator listening on {server.url}")
+        self.stdout.write(f"Interactions kept in {state}" if state else "Interactions kept in memory only")
         self.stdout.flush()
 
         # Signal handlers can only be installed from the main thread; elsewhere
