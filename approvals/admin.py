@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from approvals.models import Approval, AuditEvent
+from approvals.models import Approval, AuditCheckpoint, AuditEvent
 from runs.admin import ReadOnlyAdmin
 
 
@@ -24,4 +24,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "created_at", "actor", "verb", "object_type", "object_id", "run_id")
     list_filter = ("verb", "object_type")
     search_fields = ("actor", "object_id", "request_id")
+    show_full_result_count = False
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("number", "created_at", "position", "hash", "key_fingerprint")
     show_full_result_count = False

@@ -4,6 +4,7 @@ the views apply the queue's filters."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django import forms
@@ -11,15 +12,86 @@ from django import forms
 from approvals import tools
 from approvals.models import DecisionRefused
 
+# Levels of arrays and objects typed JSON may nest: far more than a tool's arguments or result
+# need, and well inside the recursion limit of everything that walks the value afterwards
+# (hashing, the schema check, the database driver).
+MAX_JSON_DEPTH = 100
+TOO_DEEP = f"The JSON is nested too deep: at most {MAX_JSON_DEPTH} levels of arrays and objects."
 
-def _parse_json(text: str) -> Any:
+
+class _Unstorable(Exception):
+    """A typed value jsonb cannot store as given. Raised from inside ``json.loads`` too, so the
+    parse stops at the first one."""
+
+
+def _refuse_constant(name: str) -> None:
+    raise _Unstorable(f"{name} is not a JSON number: give a finite number, or text in quotes.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Unstorable(f"{text} is too large a number: a number must fit a double (at most about 1.8e308).")
+    return value
+
+
+def _check_text(text: str) -> None:
+    # PostgreSQL's jsonb refuses both ("\u0000 cannot be converted to text"; a surrogate half
+    # cannot be encoded as UTF-8), so they are refused here rather than when the row is saved.
+    if "\x00" in text:
+        raise _Unstorable("Text cannot hold the null character (\\u0000).")
     try:
-        return json.loads(text)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        half = next(c for c in text if "\ud800" <= c <= "\udfff")
+        raise _Unstorable(
+            f"Text holds a lone surrogate (\\u{ord(half):04x}), half of a character: give the whole character."
+        ) from None
+
+
+def _check_storable(value: Any) -> None:
+    # A loop, not recursion: the depth is what is refused, before anything recursive walks it.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise _Unstorable(TOO_DEEP)
+            if isinstance(item, dict):
+                for key in item:
+                    _check_text(key)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
+
+
+def parse_json(text: str) -> Any:
+    """The value of JSON a person typed (``text``), only when PostgreSQL's jsonb can store it as
+    given: numbers finite (no ``NaN``, ``Infinity``, ``-Infinity``, nor one beyond a double such
+    as ``1e400``, which Python's ``json`` would read as infinity), no ``\\u0000`` and no lone
+    surrogate (``\\ud800``) in a string or a key, at most ``MAX_JSON_DEPTH`` levels of arrays
+    and objects. Every form field and command option that takes typed JSON reads it here, so
+    the page and the command refuse the same values with the same words.
+
+    Raises ``django.forms.ValidationError`` with one message for the person."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        _check_storable(value)
     except json.JSONDecodeError as exc:
         raise forms.ValidationError(
             f"This is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
             'Quote strings: "like this".'
         ) from None
+    except _Unstorable as exc:
+        raise forms.ValidationError(str(exc)) from None
+    except RecursionError:
+        raise forms.ValidationError(TOO_DEEP) from None
+    except ValueError:
+        # int() refuses more than sys.get_int_max_str_digits() digits (4,300 by default).
+        raise forms.ValidationError("A number in it has too many digits.") from None
+    return value
 
 
 class ApproveForm(forms.Form):
@@ -42,7 +114,7 @@ class ApproveForm(forms.Form):
             del self.fields["result"]
 
     def clean_result(self) -> Any:
-        value = _parse_json(self.cleaned_data["result"])
+        value = parse_json(self.cleaned_data["result"])
         if value is None:
             raise forms.ValidationError("Type the result to send: null is not a result.")
         return value
@@ -69,7 +141,7 @@ class EditForm(forms.Form):
             self.initial.setdefault("arguments", json.dumps(current, indent=2, ensure_ascii=False))
 
     def clean_arguments(self) -> dict[str, Any]:
-        value = _parse_json(self.cleaned_data["arguments"])
+        value = parse_json(self.cleaned_data["arguments"])
         if not isinstance(value, dict):
             raise forms.ValidationError("The arguments must be a JSON object: {\"name\": value, …}.")
         if value != self.current:

@@ -1,4 +1,9 @@
-"""Function calls awaiting (or settled without) a human decision, and the audit log."""
+"""Function calls awaiting (or settled without) a human decision, and the audit log.
+
+Locks follow the one order written down in ``runs.execution`` ("Locks"): the run, then the
+interaction, then its approvals. Every decision, expiry and settlement below takes them that way
+(``_locked_for_decision``, ``settle``); claims and reminders lock one approval row alone.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.policies import REVIEWERS_GROUP
-from runs import execution
+from runs import execution, roles
 from runs.models import Interaction, Run
 
 AUDITORS_GROUP = "auditors"
@@ -49,10 +54,8 @@ def is_reviewer(user) -> bool:
 
 
 def is_auditor(user) -> bool:
-    """Auditors, reviewers and superusers read the audit log."""
-    return user.is_authenticated and (
-        user.is_superuser or in_group(user, AUDITORS_GROUP) or in_group(user, REVIEWERS_GROUP)
-    )
+    """Whether ``user`` may read the audit log (``runs.roles``: auditors, reviewers, admins)."""
+    return roles.may(user, "read_audit")
 
 
 CLAIM_LEASE = timedelta(minutes=10)
@@ -209,6 +212,19 @@ class Approval(models.Model):
         """The arguments in force: the reviewer's edit if there is one, else the model's."""
         return self.edited_arguments if self.edited_arguments is not None else self.arguments
 
+    def is_requester(self, user) -> bool:
+        """Whether ``user`` asked for this call: started the run, or continued or tracked it with
+        an interaction up to the one that produced the call (``Interaction.requested_by``; the
+        run's creator also counts for runs recorded before that field). Where policy says so
+        (``creator_may_approve=False``: four-eyes), a requester may not approve the call."""
+        if user.pk is None:
+            return False
+        if self.run.created_by_id == user.pk:
+            return True
+        return Interaction.objects.filter(
+            run_id=self.run_id, sequence__lte=self.interaction.sequence, requested_by=user.pk
+        ).exists()
+
     @property
     def is_claimed(self) -> bool:
         return self.is_pending and self.claimed_until is not None and self.claimed_until > timezone.now()
@@ -265,12 +281,13 @@ class Approval(models.Model):
         return approval
 
     def release(self, *, by) -> bool:
-        """Give up a claim: its holder, or a superuser (an admin freeing a stuck item)."""
+        """Give up a claim: its holder, or an admin freeing a stuck item (``runs.roles``:
+        *administer*)."""
         from approvals import audit
 
         with transaction.atomic():
             claims = Approval.objects.filter(pk=self.pk, claimed_by__isnull=False)
-            if not by.is_superuser:
+            if not roles.may(by, "administer"):
                 claims = claims.filter(claimed_by=by)
             held_by = self.claimed_by.get_username() if self.claimed_by else None
             released = claims.update(claimed_by=None, claimed_until=None)
@@ -285,15 +302,19 @@ class Approval(models.Model):
         """Approve this call as ``by``, who was shown arguments hashing to ``shown_hash``.
 
         ``arguments``: approve edited arguments instead (validated against the tool's JSON
-        schema; the model's stay in ``arguments``). ``result``: answer a call Handoff has no body
-        for (required then, refused otherwise). Once ``approvals_required`` different reviewers
-        have approved the arguments in force, the tool body runs in a worker.
+        schema; the model's stay in ``arguments``). Policy is evaluated again on the edited
+        arguments and the stricter requirement of the two is kept (more approvals, the edited
+        arguments' group, requesters barred if either bars them, the earlier deadline); approvals
+        given to other arguments never count. ``result``: answer a call Handoff has no body for
+        (required then, refused otherwise). Once ``approvals_required`` different reviewers have
+        approved the arguments in force, the tool body runs in a worker.
 
         Returns whether this decision counted: ``False`` when the call was already decided (a
         double click, another reviewer). Raises ``PermissionDenied`` (not in the approver group,
-        or the run's creator where policy forbids it) and ``DecisionRefused``.
+        or a requester where policy forbids it, also after an edit made the policy stricter) and
+        ``DecisionRefused``; either leaves everything as it was (one transaction).
         """
-        from approvals import audit, tools
+        from approvals import audit
         from approvals.tasks import execute_function_call
 
         kind = "respond" if result is not None else "edit" if arguments is not None else "approve"
@@ -306,11 +327,10 @@ class Approval(models.Model):
             if arguments is not None and "edit" not in approval.allowed_decisions:
                 raise DecisionRefused(f"{approval.function_name} does not allow this decision (edit).")
             if arguments is not None and arguments != approval.current_arguments:
-                tools.validate_arguments(approval.function_name, arguments)  # DecisionRefused
-                approval.edited_arguments = arguments
-                approval.arguments_hash = arguments_hash(arguments)
-                audit.record(actor=by, verb="approval.edited", obj=approval, run=approval.run,
-                             before={"arguments": approval.arguments}, after={"arguments": arguments})
+                approval._edit(arguments, by=by)  # DecisionRefused, PermissionDenied
+            elif approval.schema_error and result is None:
+                raise DecisionRefused(f"The arguments do not fit {approval.function_name}'s schema: edit them "
+                                      "so they do, or reject the call.")
             if approval.decisions.filter(user=by, verdict=Decision.Verdict.APPROVE,
                                          arguments_hash=approval.arguments_hash).exists():
                 raise DecisionRefused("You approved this already: it needs another reviewer's approval.")
@@ -373,18 +393,64 @@ class Approval(models.Model):
         self.refresh_from_db()
         return True
 
+    def _edit(self, arguments: dict[str, Any], *, by) -> None:
+        """Put edited ``arguments`` in force on this locked, pending approval: validate them
+        against the tool's schema, evaluate policy on them, keep the stricter requirement, and
+        check again that ``by`` may approve under it. Raises ``DecisionRefused`` (schema) and
+        ``PermissionDenied``; the caller's transaction rolls everything back then."""
+        from approvals import audit, policies, tools
+
+        tools.validate_arguments(self.function_name, arguments)  # DecisionRefused
+        requirement = policies.evaluate(self.function_name, arguments)
+        before = self._requirement_fields()
+        if requirement.needs_approval:
+            self.approvals_required = max(self.approvals_required, requirement.approvals_required)
+            self.creator_may_approve = self.creator_may_approve and requirement.creator_may_approve
+            if requirement.group != self.approver_group and not self.escalated_at:
+                # The policy of the arguments in force names who decides them.
+                self.approver_group = requirement.group
+            if requirement.deadline is not None:
+                deadline = timezone.now() + requirement.deadline
+                if self.deadline_at is None or deadline < self.deadline_at:
+                    self.deadline_at = deadline
+            self.policy = f"{requirement.reason} (after an edit by {by.get_username()})"
+        self.edited_arguments = arguments
+        self.arguments_hash = arguments_hash(arguments)
+        self.schema_error = ""
+        after = self._requirement_fields()
+        audit.record(actor=by, verb="approval.edited", obj=self, run=self.run,
+                     before={"arguments": self.arguments, **before},
+                     after={"arguments": arguments, **after})
+        self._check_may_approve(by)
+
+    def _requirement_fields(self) -> dict[str, Any]:
+        return {"approvals_required": self.approvals_required, "approver_group": self.approver_group,
+                "creator_may_approve": self.creator_may_approve, "policy": self.policy,
+                "deadline_at": self.deadline_at.isoformat() if self.deadline_at else None}
+
     def _check_group(self, user) -> None:
         if not in_group(user, self.approver_group):
             raise PermissionDenied(f"Only members of the {self.approver_group} group may decide this call.")
 
+    def _check_may_approve(self, user) -> None:
+        """Raises ``PermissionDenied`` unless ``user`` may approve this call as it now stands."""
+        self._check_group(user)
+        if not self.creator_may_approve and self.is_requester(user):
+            raise PermissionDenied("Policy: whoever asked for this call (started or continued its run) may not "
+                                   "approve it; another reviewer must.")
+
     def _locked_for_decision(self, by, shown_hash: str, kind: str) -> "Approval | None":
-        """This approval, locked (``SELECT … FOR UPDATE``) so decisions on it queue one behind
-        the other, after the checks every decision passes; ``None`` when it is no longer
-        pending. Call inside a transaction."""
-        approval = Approval.objects.select_for_update().select_related("run").get(pk=self.pk)
-        approval._check_group(by)
-        if kind != "reject" and not approval.creator_may_approve and approval.run.created_by_id == by.pk:
-            raise PermissionDenied("Policy: the person who started the run may not approve its calls.")
+        """This approval, locked so decisions on it queue one behind the other, after the checks
+        every decision passes; ``None`` when it is no longer pending. Locks the run, the
+        interaction and then the approval (the lock order, see the module docstring). Call
+        inside a transaction."""
+        interaction = execution.lock_interaction(self.interaction_id)
+        approval = Approval.objects.select_for_update(of=("self",)).get(pk=self.pk)
+        approval.interaction, approval.run = interaction, interaction.run
+        if kind == "reject":
+            approval._check_group(by)
+        else:
+            approval._check_may_approve(by)
         if kind not in approval.allowed_decisions:
             raise DecisionRefused(f"{approval.function_name} does not allow this decision ({kind}).")
         if not approval.is_pending:
@@ -407,7 +473,9 @@ class Approval(models.Model):
 
         now = now or timezone.now()
         with transaction.atomic():
-            approval = Approval.objects.select_for_update().select_related("run").get(pk=self.pk)
+            interaction = execution.lock_interaction(self.interaction_id)
+            approval = Approval.objects.select_for_update(of=("self",)).get(pk=self.pk)
+            approval.interaction, approval.run = interaction, interaction.run
             if not approval.is_pending or approval.deadline_at is None or approval.deadline_at > now:
                 return False
             if approval.on_deadline == self.OnDeadline.ESCALATE and approval.escalate_to and not approval.escalated_at:
@@ -472,8 +540,11 @@ class Approval(models.Model):
         """Run the tool body for an auto-run or approved call and settle it with the result.
 
         Claims the call with a conditional update first, so a duplicate task never runs the body
-        twice. An exception from the body is sent to the model as an error result. Returns
-        whether this call ran the body.
+        twice. An exception from the body is sent to the model as an error result. The result is
+        committed on its own (``executed_at``, the ``function_call.executed`` event) before the
+        call is settled and the follow-up recorded, so nothing that fails after the body ran (a
+        lock timeout, a killed worker) can lose what it did: ``recover_stalled`` settles a
+        recorded result that was not settled. Returns whether this call ran the body.
 
         A call claimed by a worker that died before recording the result (its claim older than
         ``EXECUTION_LEASE`` seconds, longer than a task may run) is settled with an error result
@@ -489,7 +560,9 @@ class Approval(models.Model):
         ).update(execution_started_at=timezone.now())
         if not claimed:
             self.refresh_from_db()
-            if self.settled_at is None and self.execution_started_at is not None:
+            if self.settled_at is None and self.executed_at is not None:
+                self.settle(self.result, is_error=self.result_is_error)
+            elif self.settled_at is None and self.execution_started_at is not None:
                 self.settle_stalled_execution()
             return False
         self.refresh_from_db()
@@ -499,12 +572,16 @@ class Approval(models.Model):
         except Exception as exc:  # the model is told, and decides what to do next
             result, is_error = {"error": f"{type(exc).__name__}: {exc}"}, True
         with transaction.atomic():
+            # One row, no other lock held: nothing here waits on the run's lock.
+            Approval.objects.filter(pk=self.pk, executed_at__isnull=True).update(
+                result=result, result_is_error=is_error, executed_at=timezone.now()
+            )
             audit.record(
                 actor="system:worker", verb="function_call.executed", obj=self, run=self.run,
                 after={"call_id": self.call_id, "function_name": self.function_name,
                        "arguments": self.current_arguments, "result": result, "is_error": is_error},
             )
-            self.settle(result, is_error=is_error)
+        self.settle(result, is_error=is_error)
         return True
 
     def settle_stalled_execution(self, *, now=None) -> bool:
@@ -514,6 +591,9 @@ class Approval(models.Model):
         from approvals import audit
 
         now = now or timezone.now()
+        if self.executed_at is not None:
+            # The body's result was committed: settle with it, it is not unknown.
+            return self.settle(self.result, is_error=self.result_is_error)
         expires = self.execution_started_at + timedelta(seconds=settings.EXECUTION_LEASE)
         if now < expires:
             raise StillExecuting((expires - now).total_seconds())
@@ -528,25 +608,54 @@ class Approval(models.Model):
         return True
 
     @classmethod
-    def recover_stalled(cls, *, now=None) -> int:
-        """Settle every call whose execution claim ran out unsettled (the periodic job's safety
-        net for tasks lost with their worker). Returns how many."""
+    def recover_stalled(cls, *, now=None) -> dict[str, int]:
+        """The periodic job's safety net for work lost with a worker, between any two steps of a
+        call's way from decided to sent. Every unsettled call that should be moving and has not
+        for ``settings.STRANDED_AFTER`` seconds:
+
+        - ``requeued``: approved (or run by policy) and never claimed for execution: its task
+          was lost (a broker that kept it an hour, a worker killed before it started). Queued
+          again; the execution claim keeps a duplicate from running the body twice.
+        - ``settled``: executed, its result committed, not settled (killed before settling):
+          settled now with that result.
+        - ``unknown``: claimed for execution past ``EXECUTION_LEASE`` with no result: settled
+          with an "effect unknown" error, never run again.
+
+        An interaction whose calls are all settled always has its follow-up intent (both are
+        written in one transaction); an intent never sent is ``runs.execution.recover_stalled``'s.
+        Returns the counts."""
+        from approvals.tasks import execute_function_call
+
         now = now or timezone.now()
-        stalled = cls.objects.filter(
-            settled_at__isnull=True,
-            execution_started_at__lt=now - timedelta(seconds=settings.EXECUTION_LEASE),
-        )
-        return sum(approval.settle_stalled_execution(now=now) for approval in stalled)
+        quiet_since = now - timedelta(seconds=settings.STRANDED_AFTER)
+        unsettled = cls.objects.filter(settled_at__isnull=True, run__status__in=Run.ACTIVE_STATUSES)
+        counts = {"requeued": 0, "settled": 0, "unknown": 0}
+        never_started = unsettled.filter(
+            Q(status=cls.Status.AUTO, created_at__lt=quiet_since)
+            | Q(status=cls.Status.APPROVED, decided_at__lt=quiet_since),
+            execution_started_at__isnull=True,
+        ).exclude(requires_manual_result=True)
+        for pk in never_started.values_list("pk", flat=True):
+            execute_function_call.delay(pk)
+            counts["requeued"] += 1
+        for approval in unsettled.filter(executed_at__lt=quiet_since):
+            counts["settled"] += approval.settle(approval.result, is_error=approval.result_is_error)
+        for approval in unsettled.filter(
+            executed_at__isnull=True, execution_started_at__lt=now - timedelta(seconds=settings.EXECUTION_LEASE)
+        ):
+            counts["unknown"] += approval.settle_stalled_execution(now=now)
+        return counts
 
     def settle(self, result: Any, *, is_error: bool) -> bool:
         """Record the ``function_result`` for this call; when it is the interaction's last
         unsettled call, create the follow-up interaction carrying every result.
 
-        Locks the interaction first, so two calls settled at once cannot both see the other as
-        unsettled and leave the run waiting forever. Returns whether this call settled it.
+        Locks the run and the interaction first (the lock order), so two calls settled at once
+        cannot both see the other as unsettled and leave the run waiting forever. Returns whether
+        this call settled it.
         """
         with transaction.atomic():
-            interaction = Interaction.objects.select_for_update().select_related("run").get(pk=self.interaction_id)
+            interaction = execution.lock_interaction(self.interaction_id)
             settled = Approval.objects.filter(pk=self.pk, settled_at__isnull=True).update(
                 result=result, result_is_error=is_error, settled_at=timezone.now()
             )
@@ -615,8 +724,12 @@ def settle_function_calls(interaction: Interaction) -> str:
     waiting = False
     now = timezone.now()
     for step in interaction.function_calls():
-        arguments = step.data.get("arguments") or {}
-        requirement = policies.evaluate(step.name, arguments)
+        arguments = step.data.get("arguments")
+        arguments = {} if arguments is None else arguments
+        # Arguments are checked against the tool's schema before its policy sees them: the model
+        # can send anything (a negative amount, a string for a number, NaN).
+        problem = tools.schema_error(step.name, arguments)
+        requirement = policies.evaluate(step.name, arguments, schema_error=problem)
         approval, created = Approval.objects.get_or_create(
             interaction=interaction,
             call_id=step.call_id,
@@ -627,6 +740,7 @@ def settle_function_calls(interaction: Interaction) -> str:
                 "arguments_hash": arguments_hash(arguments),
                 "status": Approval.Status.PENDING if requirement.needs_approval else Approval.Status.AUTO,
                 "policy": requirement.reason,
+                "schema_error": problem,
                 "requires_manual_result": requirement.manual_result,
                 "approvals_required": requirement.approvals_required,
                 "approver_group": requirement.group,
@@ -662,15 +776,15 @@ def settle_function_calls(interaction: Interaction) -> str:
 def expire_for_cancelled_run(*, run: Run, by) -> None:
     """Close the pending approvals of a cancelled run (status ``expired``), each with its event.
 
-    Registered as ``runs.execution.hooks.run_cancelled``; runs inside the cancel's transaction.
-    Rows a reviewer is deciding at this instant are skipped rather than waited for (the cancel
-    holds the run's lock and a decision takes the approval's first: waiting could deadlock); the
-    follow-up such a decision creates is never sent, because the run is no longer active.
+    Registered as ``runs.execution.hooks.run_cancelled``; runs inside the cancel's transaction,
+    which holds the run's lock. A decision takes the run's lock before the approval's (the lock
+    order), so none is under way here; a claim or reminder holds an approval alone for an
+    instant, and is waited for: every pending call closes, none is skipped.
     """
     from approvals import audit
 
     now = timezone.now()
-    for approval in Approval.objects.select_for_update(skip_locked=True).filter(run=run, status=Approval.Status.PENDING):
+    for approval in Approval.objects.select_for_update(of=("self",)).filter(run=run, status=Approval.Status.PENDING):
         approval.status = Approval.Status.EXPIRED
         approval.decided_at = now
         approval.reason = f"The run was cancelled by {by.get_username() if by else 'the system'}."
@@ -811,3 +925,61 @@ class AuditExport(models.Model):
     @property
     def percent(self) -> int:
         return 100 if self.status == self.Status.DONE else int(100 * self.rows_done / self.rows_total) if self.rows_total else 0
+
+
+class AuditCheckpointQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Audit checkpoints are append-only.")
+
+    def delete(self):
+        raise TypeError("Audit checkpoints are append-only.")
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of the chain's head: "at ``created_at`` the chain ended at link
+    ``position`` (sealing event ``event_id``) with hash ``hash``". Signed (Ed25519, hex in
+    ``signature``) by the key in ``HANDOFF_AUDIT_SIGNING_KEY_FILE``, which lives outside the
+    database; each checkpoint's signed bytes include the previous checkpoint's signature, so the
+    checkpoints form a chain of their own. ``position`` 0 with the genesis hash is an empty
+    chain. Written by ``approvals.audit.checkpoint``; append-only like the events (a database
+    trigger on PostgreSQL).
+    """
+
+    number = models.PositiveBigIntegerField(unique=True)
+    position = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=64)
+    event_id = models.BigIntegerField(null=True, blank=True)
+    prev_signature = models.CharField(max_length=128, blank=True)
+    key_fingerprint = models.CharField(max_length=64, help_text="SHA-256 (hex) of the raw Ed25519 public key.")
+    signature = models.CharField(max_length=128)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AuditCheckpointQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.number}: link #{self.position} {self.hash[:12]}"
+
+    def fields(self) -> dict[str, Any]:
+        """What the signature covers, JSON-ready (``created_at`` as ISO 8601)."""
+        return {
+            "number": self.number, "position": self.position, "hash": self.hash, "event_id": self.event_id,
+            "prev_signature": self.prev_signature, "key_fingerprint": self.key_fingerprint,
+            "created_at": self.created_at.isoformat(),
+        }
+
+    def signed_bytes(self) -> bytes:
+        """The bytes the signature covers: a fixed prefix, then ``fields()`` as JSON with sorted
+        keys and no spaces."""
+        body = json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
+        return b"handoff-audit-checkpoint v1\n" + body.encode()
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("Audit checkpoints are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Audit checkpoints are append-only.")

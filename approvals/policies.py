@@ -6,7 +6,8 @@ the call's arguments and return a ``Requirement``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,8 @@ class Requirement:
     """What a call needs before it runs.
 
     ``approvals_required`` different members of ``group`` must approve (2 for four-eyes);
-    ``creator_may_approve=False`` keeps the person who started the run from approving it. With a
+    ``creator_may_approve=False`` keeps the call's requesters (whoever started the run or
+    continued it up to the call, ``Approval.is_requester``) from approving it. With a
     ``deadline`` the call is rejected as expired when it passes (``on_deadline="reject"``) or
     handed to ``escalate_to`` with a fresh deadline (``"escalate"``); a reminder goes out
     ``remind_before`` the deadline.
@@ -50,11 +52,14 @@ def refund_policy(arguments: dict[str, Any]) -> Requirement:
     finance leads decide."""
     try:
         amount = float(arguments.get("amount", 0))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return Requirement(True, "The refund amount is not a number: a reviewer must decide.")
+    if not math.isfinite(amount) or amount < 0:
+        return Requirement(True, "The refund amount is not a positive number: a reviewer must decide.")
     if amount > REFUND_FOUR_EYES_THRESHOLD:
+        shown = f"${amount:,.2f}" if amount < 1e12 else f"${amount:.3g}"
         return Requirement(
-            True, f"Refunds above ${REFUND_FOUR_EYES_THRESHOLD:,} need two reviewers (${amount:,.2f}).",
+            True, f"Refunds above ${REFUND_FOUR_EYES_THRESHOLD:,} need two reviewers ({shown}).",
             approvals_required=2, creator_may_approve=False, deadline=timedelta(hours=2),
             on_deadline="escalate", escalate_to=FINANCE_LEADS_GROUP, remind_before=timedelta(minutes=30),
         )
@@ -66,8 +71,22 @@ def refund_policy(arguments: dict[str, Any]) -> Requirement:
     return Requirement(False, f"Refund of ${amount:,.2f} is within ${REFUND_REVIEW_THRESHOLD}: runs at once.")
 
 
-def evaluate(name: str, arguments: dict[str, Any]) -> Requirement:
-    """The policy requirement for a call of ``name`` with ``arguments``."""
+def evaluate(name: str, arguments: dict[str, Any], *, schema_error: str = "") -> Requirement:
+    """The policy requirement for a call of ``name`` with ``arguments``.
+
+    ``schema_error`` (``tools.schema_error``): the arguments do not fit the tool's schema. Such a
+    call never runs at once, whatever its policy says of it: it waits for a person, who sees
+    the error and decides, with at least what the policy would ask (a policy that fails on the
+    arguments asks for one reviewer)."""
+    if schema_error:
+        try:
+            asked = evaluate(name, arguments)
+        except Exception:  # a policy written for valid arguments may fail on others
+            asked = Requirement(True, "")
+        return replace(
+            asked, needs_approval=True,
+            reason=f"The arguments do not fit {name}'s schema ({schema_error}): a person decides.",
+        )
     from approvals import tools  # tools import this module for their default policy
 
     tool = tools.get(name)

@@ -5,7 +5,11 @@ from celery import shared_task
 from approvals.models import Approval, StillExecuting
 from runs import execution
 from runs.models import Interaction
-from runs.tasks import TRANSIENT_ERRORS
+from runs.tasks import TRANSIENT_ERRORS, retry_send
+
+# Seconds: the longest countdown a task here is given (see dashboard/settings.py, the broker's
+# visibility timeout, which must stay above it).
+RECHECK_CAP = 60.0
 
 
 @shared_task
@@ -15,15 +19,18 @@ def execute_function_call(approval_pk: int) -> None:
 
     Sending inline saves the follow-up a trip through the broker (the time from a reviewer's
     click to the API). The send task queued when the follow-up was recorded still runs: the
-    claim on the intent makes one of the two send, and the other is the retry path if this one
-    meets a transient error."""
+    claim on the intent makes one of the two send. When the inline send meets a transient error
+    it queues the retry itself, with backoff (``runs.tasks.retry_send``): the queued task may be
+    waiting out this send's claim for the whole lease."""
     approval = Approval.objects.select_related("interaction").get(pk=approval_pk)
     try:
         ran = approval.execute()
     except StillExecuting as exc:
         # A redelivery while the first worker may still run the body: come back when its claim
-        # has run out, to settle the call if that worker died.
-        execute_function_call.apply_async((approval_pk,), countdown=exc.seconds)
+        # has run out, to settle the call if that worker died. Never later than RECHECK_CAP
+        # seconds: a task waiting on its countdown is held unacknowledged, and Redis hands it to
+        # another worker once the broker's visibility timeout passes.
+        execute_function_call.apply_async((approval_pk,), countdown=min(exc.seconds, RECHECK_CAP))
         return
     if not ran:
         return
@@ -35,8 +42,10 @@ def execute_function_call(approval_pk: int) -> None:
     if follow_up is not None:
         try:
             execution.send(follow_up)
-        except (execution.StillSending, *TRANSIENT_ERRORS):
-            pass  # the queued send task retries it
+        except execution.StillSending:
+            pass  # the queued send task holds the claim; it retries its own errors
+        except TRANSIENT_ERRORS:
+            retry_send(follow_up)  # the intent is back to pending: the backoff starts here
 
 
 @shared_task(bind=True, max_retries=5)
@@ -68,6 +77,16 @@ def seal_audit_chain() -> None:
     from approvals import audit
 
     audit.seal()
+
+
+@shared_task
+def checkpoint_audit_chain() -> None:
+    """Sign a checkpoint of the audit chain's head when it moved (periodic, Celery beat). A
+    chain that does not verify since the last checkpoint is not signed over: the task fails
+    with ``audit.ChainBroken`` naming the problem, in the worker's log, until someone looks."""
+    from approvals import audit
+
+    audit.checkpoint(only_if_moved=True)
 
 
 @shared_task

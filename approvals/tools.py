@@ -8,6 +8,7 @@ A declaration is the API's flat function tool (gemini-interactions.md §2.3):
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -84,18 +85,51 @@ def allowed_decisions(name: str) -> frozenset[str]:
     return tool.decisions
 
 
+def schema_error(name: str, arguments: Any) -> str:
+    """Why ``arguments`` do not fit the JSON Schema of the tool ``name``: ``"<path>: <message>"``
+    for the most relevant problem (``jsonschema.exceptions.best_match``), or ``""`` when they
+    fit or the tool is not registered (it has no schema here). A number that JSON cannot carry
+    (NaN, an infinity: Python's ``json`` reads them, PostgreSQL's jsonb refuses them) never fits."""
+    tool = registry.get(name)
+    if tool is None:
+        return ""
+    bad_number = _non_finite_path(arguments)
+    if bad_number is not None:
+        return f"{bad_number or 'arguments'}: not a finite number"
+    validator = jsonschema.Draft202012Validator(tool.parameters)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    if error is None:
+        return ""
+    where = "/".join(str(p) for p in error.absolute_path) or "arguments"
+    return f"{where}: {_shorten(error.message)}"
+
+
+def _non_finite_path(value: Any, path: str = "") -> str | None:
+    """The path of the first float in ``value`` that is NaN or infinite, else ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        found = _non_finite_path(child, f"{path}/{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def validate_arguments(name: str, arguments: Any) -> None:
     """Check edited ``arguments`` against the tool's JSON Schema. Raises
     ``approvals.models.DecisionRefused`` naming the first problem."""
     from approvals.models import DecisionRefused
 
-    tool = registry.get(name)
-    if tool is None:
+    if registry.get(name) is None:
         raise DecisionRefused(f"{name} is not a registered tool: its arguments cannot be edited.")
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(tool.parameters).iter_errors(arguments))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "arguments"
-        raise DecisionRefused(f"The edited arguments do not fit {name}'s schema ({where}: {error.message}).")
+    problem = schema_error(name, arguments)
+    if problem:
+        raise DecisionRefused(f"The edited arguments do not fit {name}'s schema ({problem}).")
 
 
 def declarations(names: list[str]) -> list[dict[str, Any]]:

@@ -12,5 +12,4 @@ urlpatterns = [
     path("<int:pk>/reject/", views.reject, name="reject"),
     path("<int:pk>/claim/", views.claim, name="claim"),
     path("<int:pk>/release/", views.release, name="release"),
-    path("audit.csv", views.audit_export, name="audit_export"),
 ]

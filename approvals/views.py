@@ -1,5 +1,5 @@
-"""Pages for approvals: the queue, one approval, the decisions, claims, bulk decisions, and the
-audit log download."""
+"""Pages for approvals: the queue, one approval, the decisions, claims and bulk decisions. (The
+audit log and its downloads are the dashboard's: ``dashboard.views``.)"""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -24,10 +24,10 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from approvals import tools
-from approvals.audit import export_lines
 from approvals.forms import ApproveForm, BulkDecisionForm, EditForm, QueueFilterForm, RejectForm
-from approvals.models import Approval, AuditEvent, Decision, DecisionRefused, is_auditor, is_reviewer
-from runs.models import Step
+from approvals.models import Approval, Decision, DecisionRefused, is_reviewer
+from runs import roles
+from runs.models import Interaction, Step
 
 # The queue lists this many calls of a tab; the tab counts are exact whatever their size.
 QUEUE_LIMIT = 200
@@ -50,8 +50,9 @@ def _group_names(user) -> frozenset[str]:
 
 
 def _may_decide_any(user) -> bool:
-    """Reviewers, and members of a group some pending call waits for (an escalation group)."""
-    return is_reviewer(user) or Approval.objects.decidable_by(user).exists()
+    """The coarse check (``runs.roles``: the reviewer role, which the reviewers and finance-leads
+    groups give); which calls a person decides is each call's approver group."""
+    return roles.may(user, "decide")
 
 
 def _check_may_decide(user, approval: Approval) -> None:
@@ -66,11 +67,16 @@ def _with_progress(approvals: QuerySet[Approval], user) -> QuerySet[Approval]:
     counting = Decision.objects.filter(
         approval=OuterRef("pk"), verdict=APPROVE, arguments_hash=OuterRef("arguments_hash")
     )
+    # Approval.is_requester, for every row in the same query.
+    asked = Interaction.objects.filter(
+        run_id=OuterRef("run_id"), sequence__lte=OuterRef("interaction__sequence"), requested_by=user.pk
+    )
     return approvals.annotate(
         approvals_count=Coalesce(
             Subquery(counting.order_by().values("approval").annotate(n=Count("pk")).values("n")[:1]), 0
         ),
         approved_by_me=Exists(counting.filter(user=user.pk)),
+        requested_by_me=ExpressionWrapper(Q(Exists(asked)) | Q(run__created_by=user.pk), output_field=BooleanField()),
     )
 
 
@@ -108,16 +114,17 @@ def _desk(approval: Approval, user, groups: frozenset[str], now: datetime) -> Ap
     claimed = approval.is_pending and approval.claimed_until is not None and approval.claimed_until > now
     approval.claimed_by_me = claimed and approval.claimed_by_id == user.pk
     approval.claimed_by_other = claimed and not approval.claimed_by_me
-    approval.may_decide = approval.is_pending and approval.approver_group in groups
+    approval.may_decide = approval.is_pending and approval.approver_group in groups and roles.may(user, "decide")
     open_to_me = approval.may_decide and not approval.claimed_by_other
-    approval.creator_blocked = not approval.creator_may_approve and approval.run.created_by_id == user.pk
+    approval.creator_blocked = not approval.creator_may_approve and approval.requested_by_me
     may_approve = open_to_me and not approval.creator_blocked and not approval.approved_by_me
-    approval.can_approve = may_approve and "approve" in allowed and not approval.requires_manual_result
+    approval.can_approve = (may_approve and "approve" in allowed and not approval.requires_manual_result
+                            and not approval.schema_error)
     approval.can_edit = may_approve and "edit" in allowed and not approval.requires_manual_result
     approval.can_respond = may_approve and ("respond" in allowed or approval.requires_manual_result)
     approval.can_reject = open_to_me and "reject" in allowed
     approval.can_claim = approval.may_decide and not claimed
-    approval.can_release = claimed and (approval.claimed_by_me or user.is_superuser)
+    approval.can_release = claimed and (approval.claimed_by_me or roles.may(user, "administer"))
     approval.time_left = _time_left(approval, now)
     return approval
 
@@ -322,6 +329,7 @@ def _render_approval(
     counting = [d for d in decisions if d.verdict == APPROVE and d.arguments_hash == approval.arguments_hash]
     approval.approvals_count = len(counting)
     approval.approved_by_me = any(d.user_id == user.pk for d in counting)
+    approval.requested_by_me = approval.is_requester(user)
     _desk(approval, user, _group_names(user), timezone.now())
     # A refused decision shows the current arguments: the forms carry their hash afresh.
     initial = {"shown_hash": approval.arguments_hash}
@@ -357,12 +365,14 @@ def approval_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _decided(request: HttpRequest, approval: Approval, won: bool, success: str) -> HttpResponse:
-    if won:
-        messages.success(request, success)
-    else:
+    """After a decision: redirect with ``success`` when it counted; when it lost (a double
+    click, another reviewer first), 409 and the call's page as it now stands."""
+    if not won:
         approval.refresh_from_db()
         by = f" by {approval.decided_by.get_username()}" if approval.decided_by else ""
-        messages.warning(request, f"Already decided{by}: {approval.get_status_display()}. Nothing was changed.")
+        return _render_approval(request, approval, status=409,
+                                error=f"Already decided{by}: {approval.get_status_display()}. Nothing was changed.")
+    messages.success(request, success)
     return _go(request, _next_url(request, approval.get_absolute_url()))
 
 
@@ -375,6 +385,7 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
     group (or its run's creator where policy forbids it); 400 for an invalid form (bad JSON,
     arguments outside the tool's schema); 409 when the model refuses the decision (arguments
     changed since shown, claimed by someone else, approved twice by the same person)."""
+    roles.require(request.user, "decide")
     approval = _get_approval(pk)
     _check_may_decide(request.user, approval)
     if "arguments" in request.POST:
@@ -413,6 +424,7 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
 def reject(request: HttpRequest, pk: int) -> HttpResponse:
     """Reject a pending call with a reason. 403 for someone outside the call's approver group;
     400 for an invalid form; 409 when the model refuses the decision."""
+    roles.require(request.user, "decide")
     approval = _get_approval(pk)
     _check_may_decide(request.user, approval)
     form = RejectForm(request.POST)
@@ -441,6 +453,7 @@ def _until(approval: Approval) -> str:
 def claim(request: HttpRequest, pk: int) -> HttpResponse:
     """Claim a pending call for a lease (``approvals.models.CLAIM_LEASE``), or renew one's own
     claim. 403 outside the call's approver group. Redirects to ``next`` or the call's page."""
+    roles.require(request.user, "decide")
     approval = _get_approval(pk)
     if approval.claim(by=request.user):  # PermissionDenied: 403
         messages.success(request, f"You hold {approval.function_name} #{approval.pk} until {_until(approval)}.")
@@ -460,7 +473,7 @@ def release(request: HttpRequest, pk: int) -> HttpResponse:
     approval = _get_approval(pk)
     if not approval.is_claimed:
         messages.info(request, "No one holds a claim on this call.")
-    elif approval.claimed_by_id != request.user.pk and not request.user.is_superuser:
+    elif approval.claimed_by_id != request.user.pk and not roles.may(request.user, "administer"):
         raise PermissionDenied("Only the holder of a claim, or an admin, may release it.")
     else:
         holder = approval.claimed_by.get_username()
@@ -476,8 +489,7 @@ def release(request: HttpRequest, pk: int) -> HttpResponse:
 def claim_next(request: HttpRequest) -> HttpResponse:
     """Claim the oldest unclaimed call the person may decide, within the queue's filters (posted
     with the button), and go to it. 403 for someone who may decide nothing."""
-    if not _may_decide_any(request.user):
-        raise PermissionDenied("Only reviewers may claim calls.")
+    roles.require(request.user, "decide")
     form = QueueFilterForm(request.POST)
     form.is_valid()
     approval = Approval.claim_next(by=request.user, queryset=_filtered(form, request.user, timezone.now()))
@@ -555,8 +567,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
     with their arguments and the hashes shown. POST: approve or reject them (a reason is
     required to reject), each on its own, and show a result per call. 403 for someone who may
     decide nothing. An htmx POST gets only the ``bulk-decision`` partial."""
-    if not _may_decide_any(request.user):
-        raise PermissionDenied("Only reviewers may decide calls.")
+    roles.require(request.user, "decide")
     filters = QueueFilterForm(request.GET)
     filters.is_valid()
     context: dict[str, Any] = {"filter_query": _query_string(filters.active_filters()), "bulk_limit": BULK_LIMIT}
@@ -583,26 +594,3 @@ def bulk(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         template += "#bulk-decision"
     return render(request, template, context, status=status)
-
-
-# --- Audit log -------------------------------------------------------------------------------
-
-EXPORT_FORMATS = {
-    "csv": "text/csv; charset=utf-8",
-    "jsonl": "application/x-ndjson; charset=utf-8",
-}
-
-
-@login_required
-@require_safe
-def audit_export(request: HttpRequest) -> HttpResponse:
-    """The whole audit log as a CSV download (``?format=jsonl`` for JSON lines), streamed so
-    memory stays flat. Auditors, reviewers and superusers only (403 otherwise)."""
-    if not is_auditor(request.user):
-        raise PermissionDenied("Only auditors and reviewers may export the audit log.")
-    fmt = request.GET.get("format", "csv")
-    if fmt not in EXPORT_FORMATS:
-        return HttpResponseBadRequest("Unknown format: use csv or jsonl.", content_type="text/plain")
-    response = StreamingHttpResponse(export_lines(AuditEvent.objects.all(), fmt), content_type=EXPORT_FORMATS[fmt])
-    response["Content-Disposition"] = f'attachment; filename="handoff-audit.{fmt}"'
-    return response

@@ -1,12 +1,14 @@
 from django.utils.functional import SimpleLazyObject
 
-from approvals.models import Approval, is_auditor, is_reviewer
+from approvals.models import Approval, is_reviewer
+from runs import roles
 
 
 def navigation(request):
-    """The navigation bar's pending-approvals badge (one COUNT) and the roles that decide which
-    links it shows, for signed-in users. The queue's polled partial renders the badge again out of
-    band, so it follows the queue live.
+    """The navigation bar's pending-approvals badge (one COUNT), the roles that decide which
+    links it shows, and ``user_may`` (``runs.roles.allowed``: ``{action: bool}``, on no run in
+    particular) for the buttons of every page, for signed-in users. The queue's polled partial
+    renders the badge again out of band, so it follows the queue live.
 
     Lazy: a partial that does not show the navigation (an htmx poll) costs no query."""
     if not request.user.is_authenticated:
@@ -14,5 +16,6 @@ def navigation(request):
     return {
         "pending_approvals_count": SimpleLazyObject(lambda: Approval.objects.pending().count()),
         "user_is_reviewer": SimpleLazyObject(lambda: is_reviewer(request.user)),
-        "user_is_auditor": SimpleLazyObject(lambda: is_auditor(request.user)),
+        "user_is_auditor": SimpleLazyObject(lambda: roles.may(request.user, "read_audit")),
+        "user_may": SimpleLazyObject(lambda: roles.allowed(request.user)),
     }

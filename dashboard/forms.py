@@ -59,8 +59,16 @@ class AuditFilterForm(forms.Form):
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Until (inclusive)")
     run = forms.IntegerField(required=False, min_value=1, label="Run")
     actor = forms.CharField(required=False, max_length=150)
-    verb = forms.CharField(required=False, max_length=64, help_text="A verb, or a family: approval.")
+    verb = forms.CharField(required=False, max_length=64, help_text="A verb (approval.approved), or a family (approval).")
     tool = forms.CharField(required=False, max_length=200)
+
+    def clean_until(self):
+        until = self.cleaned_data.get("until")
+        # ``until`` includes its day, so events are kept up to the next midnight: the calendar's
+        # last day has none.
+        if until == datetime.date.max:
+            raise forms.ValidationError(f"Give a date before {datetime.date.max.isoformat()}.")
+        return until
 
     def filters(self) -> dict:
         """Keyword arguments for ``approvals.audit.filtered_events`` (dates as UTC midnights;

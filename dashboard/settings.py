@@ -5,9 +5,11 @@ defaults: a SQLite file and a filesystem Celery broker in ``data/`` (no server n
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("HANDOFF_DATA_DIR", BASE_DIR / "data"))
@@ -25,6 +27,45 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-local-only-key"
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h]
 
+# --- Deployment: HTTPS, cookies, headers ------------------------------------------------------
+# HANDOFF_HTTPS=1 once the site is reached over HTTPS only (the README's production environment):
+# session and CSRF cookies travel over HTTPS only, plain HTTP is redirected to HTTPS, and browsers
+# are told to use nothing else for HANDOFF_HSTS_SECONDS (HSTS). Off by default so `make run`
+# works over plain HTTP on 127.0.0.1.
+_https = env_bool("HANDOFF_HTTPS")
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+# A proxy that redirects to HTTPS itself may be left to do it (HANDOFF_SSL_REDIRECT=0).
+SECURE_SSL_REDIRECT = env_bool("HANDOFF_SSL_REDIRECT", _https)
+SECURE_HSTS_SECONDS = int(os.environ.get("HANDOFF_HSTS_SECONDS", "31536000" if _https else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HANDOFF_HSTS_INCLUDE_SUBDOMAINS", _https)
+# Asking to be on browsers' preload list is hard to undo (removal takes months), so it is never a
+# default: set HANDOFF_HSTS_PRELOAD=1 when every subdomain is served over HTTPS for good.
+SECURE_HSTS_PRELOAD = env_bool("HANDOFF_HSTS_PRELOAD")
+if env_bool("HANDOFF_PROXY_SSL_HEADER"):
+    # Only behind a proxy that sets X-Forwarded-Proto itself and drops the client's: otherwise a
+    # client could claim HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Origins (scheme://host[:port], comma-separated) allowed to POST when the browser's Origin is not
+# the host Django sees, e.g. a proxy that rewrites Host.
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("HANDOFF_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+# Content-Security-Policy (django-csp): scripts and styles from Handoff's own static files only.
+# No template carries an inline script, style or event handler; htmx's own indicator <style> is
+# switched off in base.html's htmx-config, and images the model sent are data: URIs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -33,6 +74,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "axes",
+    "csp",
     "django_htmx",
     "template_partials",
     "runs",
@@ -42,6 +85,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -51,6 +95,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "approvals.audit.RequestIdMiddleware",
     "approvals.audit.AccessDeniedMiddleware",
+    # Last, as django-axes asks: it turns a sign-in refused during a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -76,7 +122,13 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{DATA_DIR / 'handoff.sqlite3'}",
-        conn_max_age=int(os.environ.get("HANDOFF_CONN_MAX_AGE", "60")),
+        # Seconds a connection is kept for the thread's next request. 0, Django's default, closes
+        # it as each request ends: runserver serves every keep-alive client on a thread of its
+        # own, so any other value holds one connection per idle browser (42 of them exhausted
+        # PostgreSQL's max_connections). Raise it only under a fixed number of threads, such as
+        # gunicorn's sync workers; a kept connection is checked before it is reused.
+        conn_max_age=int(os.environ.get("HANDOFF_CONN_MAX_AGE", "0")),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -106,8 +158,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first, so a locked-out sign-in is refused before the password is checked; then
 # ModelBackend, with the roles the pages check loaded along with the signed-in user.
-AUTHENTICATION_BACKENDS = ["approvals.backends.RoleBackend"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "approvals.backends.RoleBackend"]
+# Sign-in throttling (django-axes): after HANDOFF_LOGIN_FAILURE_LIMIT wrong passwords in a row for
+# one username from one address, that pair is refused (429, even with the right password) until
+# HANDOFF_LOGIN_COOLOFF_MINUTES have passed since the last try. Keyed on the pair, not on the
+# username alone, so a guesser cannot lock a colleague out from another machine. Behind a proxy,
+# every client has the proxy's address (REMOTE_ADDR): the lock is then per username in effect.
+AXES_FAILURE_LIMIT = int(os.environ.get("HANDOFF_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("HANDOFF_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "dashboard.views.sign_in_locked"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -128,6 +191,11 @@ LOGGING = {
     "loggers": {
         "runs": {"handlers": ["console"], "level": "INFO"},
         "approvals": {"handlers": ["console"], "level": "INFO"},
+        # Django logs every 500 here with its traceback (exc_info); its default configuration sends
+        # them to ADMINS by email only, or to the console only with DEBUG on, so they were lost.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # Lockouts, with the username and address.
+        "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
 
@@ -149,12 +217,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
-elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")) and os.environ.get("HANDOFF_BROKER_VISIBILITY_TIMEOUT"):
-    # Seconds before Redis hands the unacknowledged task of a worker that died to another worker
-    # (kombu's default: one hour). Keep it above the longest countdown or ETA a task is given,
-    # or the task is delivered again while it waits. Tests that kill workers shorten it.
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Seconds before Redis hands the unacknowledged task of a worker that died to another worker.
+    # kombu's default, one hour, left an approved call stranded that long. It must stay above the
+    # longest countdown or ETA a task is given (the sending lease, 90 s by default; polls and
+    # re-checks wait 60 s at most), or the task is delivered again while it waits (harmless,
+    # every task is idempotent, but wasted).
+    # The periodic sweeps pick up stranded work sooner still (HANDOFF_STRANDED_AFTER).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": float(os.environ["HANDOFF_BROKER_VISIBILITY_TIMEOUT"]),
+        "visibility_timeout": float(os.environ.get("HANDOFF_BROKER_VISIBILITY_TIMEOUT", "300")),
     }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("HANDOFF_TASK_QUEUE", "handoff")
 # Tasks are idempotent (see runs/execution.py), so a task is acknowledged only once it has run:
@@ -172,7 +243,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(os.environ.get("HANDOFF_DEADLINE_CHECK_SECONDS", "30")),
     },
     "seal-audit-chain": {"task": "approvals.tasks.seal_audit_chain", "schedule": 60.0},
-    "recover-stalled-interactions": {"task": "runs.tasks.recover_stalled_interactions", "schedule": 60.0},
+    "checkpoint-audit-chain": {
+        "task": "approvals.tasks.checkpoint_audit_chain",
+        "schedule": float(os.environ.get("HANDOFF_AUDIT_CHECKPOINT_SECONDS", "300")),
+    },
+    "recover-stalled-interactions": {
+        "task": "runs.tasks.recover_stalled_interactions",
+        "schedule": float(os.environ.get("HANDOFF_RECOVERY_CHECK_SECONDS", "60")),
+    },
 }
 
 # --- Gemini Interactions API ------------------------------------------------------------------
@@ -188,10 +266,18 @@ SENDING_LEASE_MARGIN = float(os.environ.get("HANDOFF_SENDING_LEASE_MARGIN", "30"
 # A worker that claimed a function call's execution and vanished: after this many seconds (more
 # than a task may run) the call is settled with an "outcome unknown" error, never run again.
 EXECUTION_LEASE = float(os.environ.get("HANDOFF_EXECUTION_LEASE", str(CELERY_TASK_TIME_LIMIT + 60)))
+# Work stranded by a worker lost between two steps (an approved call never executed, a result
+# recorded but not settled, an intent never sent) is picked up by the periodic sweep once it is
+# this many seconds old.
+STRANDED_AFTER = float(os.environ.get("HANDOFF_STRANDED_AFTER", "60"))
 # Polling a background interaction: the first GET after POLL_INITIAL_DELAY seconds, then the delay
 # doubles up to POLL_MAX_DELAY, so a run of T seconds costs O(log T) requests up to the cap.
 POLL_INITIAL_DELAY = float(os.environ.get("HANDOFF_POLL_INITIAL_DELAY", "1"))
 POLL_MAX_DELAY = float(os.environ.get("HANDOFF_POLL_MAX_DELAY", "60"))
+# A poll answered 200 with a body that is not an interaction (no status, say) proves nothing
+# about the job: the body is kept and the poll retried with backoff, and the run fails once this
+# many polls in a row got no interaction.
+POLL_MALFORMED_LIMIT = int(os.environ.get("HANDOFF_POLL_MALFORMED_LIMIT", "5"))
 # Raw request and response payloads are kept only when this is on; the redacted request manifest,
 # output text and usage are always kept.
 CAPTURE_RAW_PAYLOADS = env_bool("HANDOFF_CAPTURE_RAW_PAYLOADS")
@@ -205,6 +291,18 @@ GEMINI_PRICES = {
     "gemini-2.5-flash": {"input": "0.30", "output": "2.50", "cached_input": "0.03"},
     "gemini-2.5-pro": {"input": "1.25", "output": "10.00", "cached_input": "0.125"},
 }
+
+# --- Audit signing ----------------------------------------------------------------------------
+# The Ed25519 key that signs audit checkpoints and evidence bundles (PEM, PKCS#8). It lives outside
+# the database, so whoever owns the database cannot sign; created with mode 0600 on first use
+# when missing. Back it up apart from the database: checkpoints signed by a key that is lost or
+# replaced no longer verify, and verify_audit says so.
+HANDOFF_AUDIT_SIGNING_KEY_FILE = Path(
+    os.environ.get("HANDOFF_AUDIT_SIGNING_KEY_FILE", DATA_DIR / "audit-signing-key.pem")
+)
+# Every checkpoint is appended to this file as well (JSON lines), so deleting the newest
+# checkpoints from the database shows. Empty: audit-checkpoints.jsonl next to the key.
+HANDOFF_AUDIT_CHECKPOINT_LOG = os.environ.get("HANDOFF_AUDIT_CHECKPOINT_LOG", "")
 
 # --- Notifications ----------------------------------------------------------------------------
 # Links in emails and webhooks point here.

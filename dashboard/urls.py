@@ -11,6 +11,8 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit"),
     path("audit/verify/", views.audit_verify, name="audit_verify"),
     path("audit/download/", views.audit_download, name="audit_download"),
+    # The old address of the full download: the same recorded export, so no download goes unrecorded.
+    path("approvals/audit.csv", views.audit_download),
     path("audit/exports/", views.audit_export_start, name="audit_export_start"),
     path("audit/exports/<int:pk>/", views.audit_export, name="audit_export"),
     path("audit/exports/<int:pk>/file/", views.audit_export_file, name="audit_export_file"),

@@ -6,11 +6,11 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -18,10 +18,10 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 
 from approvals import audit
-from approvals.models import AuditExport, ChainVerification, is_auditor
+from approvals.models import AuditExport, ChainVerification
 from approvals.tasks import verify_audit_chain, write_audit_export
 from dashboard.forms import AuditFilterForm, StartRunForm
-from runs import execution
+from runs import execution, roles
 from runs.forms import TrackForm
 from runs.models import Run
 
@@ -63,8 +63,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def start_run(request: HttpRequest) -> HttpResponse:
     """A form to start a run (model or agent, input, registered tools, background, system
-    instruction); a valid POST starts it and redirects to its page. Also offers tracking an
-    interaction started elsewhere (the form posts to ``runs:track``)."""
+    instruction); a valid POST starts it and redirects to its page, an invalid one shows the
+    errors (400). Also offers tracking an interaction started elsewhere (the form posts to
+    ``runs:track``). 403 for someone who may not start runs (``runs.roles``)."""
+    roles.require(request.user, "start")
     form = StartRunForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         run = execution.create_run(created_by=request.user, **form.run_options())
@@ -81,9 +83,9 @@ def start_run(request: HttpRequest) -> HttpResponse:
 AUDIT_PAGE_SIZE = 100
 
 
-def _auditor(request: HttpRequest) -> None:
-    if not is_auditor(request.user):
-        raise PermissionDenied("Only auditors and reviewers may read the audit log.")
+def _auditor(request: HttpRequest, action: str = "read_audit") -> None:
+    """403 unless the user may read the audit log, or take ``action`` on it (``export``)."""
+    roles.require(request.user, action)
 
 
 @login_required
@@ -92,8 +94,9 @@ def _auditor(request: HttpRequest) -> None:
 def audit_log(request: HttpRequest) -> HttpResponse:
     """The audit log: whether the hash chain held when last verified, filters (time range, run,
     actor, verb, tool), the matching events newest first (100 a page, ``?before=<id>``), exports
-    of exactly what is filtered, and export jobs. An htmx request gets the ``chain-status``
-    partial, which polls while a verification runs."""
+    of exactly what is filtered, and export jobs; an invalid filter is shown with its error (400)
+    and none is applied. An htmx request gets the ``chain-status`` partial, which polls while a
+    verification runs."""
     _auditor(request)
     form = AuditFilterForm(request.GET or None)
     filters = form.filters() if form.is_valid() else {}
@@ -118,7 +121,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     template = "dashboard/audit.html"
     if request.htmx:
         template += "#chain-status"
-    return render(request, template, context)
+    return render(request, template, context, status=400 if form.errors else 200)
 
 
 @login_required
@@ -138,10 +141,11 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
 def audit_download(request: HttpRequest) -> HttpResponse:
     """The filtered events as CSV (or ``?format=jsonl``), streamed in constant memory; the export
     is audited."""
-    _auditor(request)
+    _auditor(request, "export")
     form = AuditFilterForm(request.GET or None)
     if form.is_bound and not form.is_valid():
-        return HttpResponse("Invalid filters.", status=400, content_type="text/plain")
+        problems = " ".join(f"{form[name].label}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponse(f"Invalid filters. {problems}", status=400, content_type="text/plain")
     fmt = request.GET.get("format", "csv")
     if fmt not in ("csv", "jsonl"):
         return HttpResponse("Unknown format: use csv or jsonl.", status=400, content_type="text/plain")
@@ -159,7 +163,7 @@ def audit_download(request: HttpRequest) -> HttpResponse:
 @require_POST
 def audit_export_start(request: HttpRequest) -> HttpResponse:
     """Start a background export of the filtered events (for large ones) and show its progress."""
-    _auditor(request)
+    _auditor(request, "export")
     form = AuditFilterForm(request.POST)
     fmt = request.POST.get("format", "csv")
     if not form.is_valid() or fmt not in ("csv", "jsonl"):
@@ -177,7 +181,7 @@ def audit_export_start(request: HttpRequest) -> HttpResponse:
 def audit_export(request: HttpRequest, pk: int) -> HttpResponse:
     """Progress of an export job (the ``export-progress`` partial polls until it is done), then
     its download link."""
-    _auditor(request)
+    _auditor(request, "export")
     job = get_object_or_404(AuditExport, pk=pk, requested_by=request.user)
     template = "dashboard/audit_export.html"
     if request.htmx:
@@ -188,7 +192,7 @@ def audit_export(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_safe
 def audit_export_file(request: HttpRequest, pk: int) -> HttpResponse:
-    _auditor(request)
+    _auditor(request, "export")
     job = get_object_or_404(AuditExport, pk=pk, requested_by=request.user, status=AuditExport.Status.DONE)
     path = audit.export_path(job)
     if not path.exists():
@@ -200,7 +204,7 @@ def audit_export_file(request: HttpRequest, pk: int) -> HttpResponse:
 @require_safe
 def evidence_bundle(request: HttpRequest, pk: int) -> HttpResponse:
     """A run's evidence bundle (ZIP with SHA256SUMS; verifiable on its own, see its README)."""
-    _auditor(request)
+    _auditor(request, "export")
     run = get_object_or_404(Run, pk=pk)
     audit.seal()
     buffer = io.BytesIO()
@@ -208,3 +212,16 @@ def evidence_bundle(request: HttpRequest, pk: int) -> HttpResponse:
     audit.record_export(actor=request.user, fmt="zip", filters={"run_id": run.pk}, obj=run)
     buffer.seek(0)
     return FileResponse(buffer, as_attachment=True, filename=f"handoff-run-{run.pk}-evidence.zip")
+
+
+def sign_in_locked(request: HttpRequest, original_response: HttpResponse | None = None,
+                   credentials: dict | None = None) -> HttpResponse:
+    """The answer to a sign-in django-axes refuses (``settings.AXES_LOCKOUT_CALLABLE``): 429 with
+    a page that says why and for how long, and ``Retry-After`` in seconds."""
+    cool_off = settings.AXES_COOLOFF_TIME
+    response = render(request, "registration/locked_out.html", {
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "minutes": max(1, round(cool_off.total_seconds() / 60)),
+    }, status=429)
+    response["Retry-After"] = str(int(cool_off.total_seconds()))
+    return response

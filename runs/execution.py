@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
@@ -78,6 +79,33 @@ def register_hooks(
     hooks.record_event = record_event
     hooks.handle_requires_action = handle_requires_action
     hooks.run_cancelled = run_cancelled
+
+
+# --- Locks -----------------------------------------------------------------------------------
+# One lock order, for every transaction that locks more than one row: the RUN first, then its
+# INTERACTION, then that interaction's APPROVALS (approvals.models.Approval). Recording an answer,
+# failing a send, settling a call, deciding, expiring and cancelling all take the run's lock
+# before anything else, through ``lock_interaction`` or ``lock_run``; a transaction that locks
+# a single row (a claim, a reminder, a conditional UPDATE) may lock it alone. Taken in two orders,
+# a reviewer's decision (approval, then interaction) and the worker settling a call (interaction,
+# then approval) deadlocked, and PostgreSQL rolled back whichever it chose: a tool's result
+# once. Everything on one run queues behind its lock; different runs never wait for each other.
+
+
+def lock_run(run_pk: int) -> Run:
+    """The run ``run_pk``, locked (``SELECT … FOR UPDATE`` of the run's row only). Call inside
+    a transaction, before locking any of its interactions or approvals."""
+    return Run.objects.select_for_update(of=("self",)).get(pk=run_pk)
+
+
+def lock_interaction(interaction_pk: int) -> Interaction:
+    """The interaction ``interaction_pk`` with its run, both locked in the lock order (run,
+    then interaction); ``interaction.run`` is the locked run. Call inside a transaction."""
+    run_pk = Interaction.objects.values_list("run_id", flat=True).get(pk=interaction_pk)
+    run = lock_run(run_pk)
+    interaction = Interaction.objects.select_for_update(of=("self",)).get(pk=interaction_pk)
+    interaction.run = run
+    return interaction
 
 
 # --- Starting and continuing -----------------------------------------------------------------
@@ -168,7 +196,9 @@ def create_run(
         background=background, system_instruction=system_instruction,
         generation_config=generation_config, created_by=created_by, source_run=source_run,
     )
-    interaction = Interaction.objects.create(run=run, sequence=0, request=build_request(run, input=input))
+    interaction = Interaction.objects.create(
+        run=run, sequence=0, request=build_request(run, input=input), requested_by=created_by
+    )
     hooks.record_event(
         actor=created_by or "system:cli", verb="run.started", obj=run, run=run,
         after={"model": model, "agent": agent, "input": input_preview(input),
@@ -183,11 +213,13 @@ def continue_with(previous: Interaction, **body: Any) -> Interaction | None:
     queue its send. ``body`` holds what is specific to it (``input``, ``continuation_token``).
 
     Returns the new interaction, or ``None`` when ``previous`` already has a follow-up (the
-    unique ``(run, sequence)`` constraint makes this safe under concurrency). Call inside a
-    transaction that holds a lock on ``previous``.
+    unique ``(run, sequence)`` constraint makes this safe under concurrency) or the run is no
+    longer active (cancelled meanwhile: nothing more is asked of the API). Call inside a
+    transaction that holds the locks of ``previous`` and its run (``lock_interaction``).
     """
     run = previous.run
-    if run.interactions.filter(sequence=previous.sequence + 1).exists():
+    run.refresh_from_db(fields=["status"])
+    if not run.is_active or run.interactions.filter(sequence=previous.sequence + 1).exists():
         return None
     follow_up = Interaction.objects.create(
         run=run,
@@ -226,13 +258,14 @@ def cancel_run(run_pk: int, *, by) -> Run:
     (``interactions.cancel``, which applies to running background interactions only).
 
     Raises ``CannotDoThat`` for a run that is not active."""
-    run = Run.objects.select_for_update().get(pk=run_pk)
-    if not run.is_active:
+    run = lock_run(run_pk)
+    before = run.status
+    if not run.is_active or not _set_run_status(run, Run.Status.CANCELLED):
         raise CannotDoThat(f"Run {run.pk} is {run.get_status_display().lower()}: only an active run can be cancelled.")
+    Run.objects.filter(pk=run.pk).update(cancelled_by=by)
     run.cancelled_by = by
-    run.save(update_fields=["cancelled_by"])
-    hooks.record_event(actor=by, verb="run.cancelled", obj=run, run=run, before={"status": run.status}, after={"status": Run.Status.CANCELLED})
-    _set_run_status(run, Run.Status.CANCELLED)
+    hooks.record_event(actor=by, verb="run.cancelled", obj=run, run=run, before={"status": before},
+                       after={"status": Run.Status.CANCELLED})
     run.interactions.filter(dispatch=Interaction.Dispatch.PENDING).update(
         dispatch=Interaction.Dispatch.ERROR, error="Not sent: the run was cancelled first.", finished_at=timezone.now()
     )
@@ -271,21 +304,24 @@ def cancel_remote(interaction_pk: int) -> None:
 def continue_run(run_pk: int, *, text: str, by) -> Interaction:
     """Continue a completed run with a new user message: a new interaction chained to the last
     one with ``previous_interaction_id`` (the API keeps the conversation). Raises
-    ``CannotDoThat`` unless the run is completed and its last interaction has an id."""
-    run = Run.objects.select_for_update().get(pk=run_pk)
+    ``CannotDoThat`` unless the run is completed and its last interaction has an id. ``by``
+    becomes one of the requesters of every call the new interaction leads to."""
+    run = lock_run(run_pk)
     last = run.interactions.order_by("-sequence").first()
     if run.status != Run.Status.COMPLETED or last is None or not last.interaction_id:
         raise CannotDoThat("Only a completed run can be continued.")
+    before = run.status
+    run.input_text = f"{run.input_text}\n{text}".strip()
+    # A conditional update, like every status change: it wins only over the status it read.
+    if not Run.objects.filter(pk=run.pk, status=Run.Status.COMPLETED).update(
+        status=Run.Status.RUNNING, finished_at=None, duration_ms=None, input_text=run.input_text
+    ):
+        raise CannotDoThat("Only a completed run can be continued.")
+    run.status, run.finished_at, run.duration_ms = Run.Status.RUNNING, None, None
     follow_up = Interaction.objects.create(
         run=run, sequence=last.sequence + 1, previous_interaction_id=last.interaction_id,
-        request=build_request(run, input=text, previous_interaction_id=last.interaction_id),
+        request=build_request(run, input=text, previous_interaction_id=last.interaction_id), requested_by=by,
     )
-    before = run.status
-    run.status = Run.Status.RUNNING
-    run.finished_at = None
-    run.duration_ms = None
-    run.input_text = f"{run.input_text}\n{text}".strip()
-    run.save(update_fields=["status", "finished_at", "duration_ms", "input_text"])
     hooks.record_event(
         actor=by, verb="run.continued", obj=run, run=run,
         before={"status": before}, after={"status": run.status, "input": input_preview(text)},
@@ -304,13 +340,25 @@ def rerun(run_pk: int, *, by) -> Run:
     )
 
 
+# What an interaction id looks like: the API's are "v1_" and unpadded base64url
+# ("v1_ChdPU0F4YWFt…", gemini-interactions.md and its payloads), the emulator's "v1_emu…". The
+# SDK puts the id into the request path unquoted ("/{api_version}/interactions/{id}"), so a "/",
+# "." or "%" would let "../../x" reach any path of the API host with the key attached: only
+# these characters pass, up to the length Interaction.interaction_id stores.
+INTERACTION_ID = re.compile(r"\A[A-Za-z0-9_-]{1,200}\Z")
+INTERACTION_ID_RULE = "An interaction id is 1 to 200 letters, digits, _ and - (e.g. v1_ChdPU0F4…)."
+
+
 def track_interaction(interaction_id: str, *, by) -> Run:
     """Record an interaction started elsewhere as a new run: ``interactions.get`` it (with its
     input), store it, and poll it if it is still running.
 
-    Raises ``CannotDoThat`` when it is tracked already, and the SDK's errors (``NotFoundError``
-    for an unknown id) and ``gemini.MalformedResponse`` as ``gemini.get`` does."""
+    Raises ``CannotDoThat`` for an id that is not one (``INTERACTION_ID``; nothing is sent) or
+    is tracked already, and the SDK's errors (``NotFoundError`` for an unknown id) and
+    ``gemini.MalformedResponse`` as ``gemini.get`` does."""
     interaction_id = interaction_id.strip()
+    if not INTERACTION_ID.fullmatch(interaction_id):
+        raise CannotDoThat(INTERACTION_ID_RULE)
     existing = Interaction.objects.filter(interaction_id=interaction_id).select_related("run").first()
     if existing:
         raise CannotDoThat(f"{interaction_id} is already recorded in run {existing.run_id}.")
@@ -330,7 +378,7 @@ def track_interaction(interaction_id: str, *, by) -> Run:
         interaction = Interaction.objects.create(
             run=run, sequence=0, interaction_id=interaction_id, dispatch=Interaction.Dispatch.SENDING,
             previous_interaction_id=str(payload.get("previous_interaction_id") or ""),
-            request={}, sent_at=timezone.now(),
+            request={}, sent_at=timezone.now(), requested_by=by,
         )
         hooks.record_event(actor=by, verb="run.tracked", obj=run, run=run, after={"interaction_id": interaction_id})
         record(interaction, response)
@@ -417,13 +465,15 @@ def send(interaction_pk: int) -> None:
     record(interaction, response)
 
 
-def recover_stalled(*, lost_after: timedelta = timedelta(minutes=5)) -> dict[str, int]:
+def recover_stalled(*, lost_after: timedelta | None = None) -> dict[str, int]:
     """The periodic safety net for work lost with a worker or a broker message: a send claim
-    past its lease is recorded as of unknown outcome (never resent), and an intent still
-    ``pending`` after ``lost_after`` in an active run is queued again (it was never sent, so
-    sending it is safe; the claim keeps a duplicate delivery from sending twice). Returns the
-    counts."""
+    past its lease is recorded as of unknown outcome (never resent automatically: a person may
+    resend it, see ``resend_unknown``), and an intent still ``pending`` after ``lost_after``
+    (default ``settings.STRANDED_AFTER`` seconds) in an active run is queued again (it was never
+    sent, so sending it is safe; the claim keeps a duplicate delivery from sending twice).
+    Returns the counts."""
     now = timezone.now()
+    lost_after = lost_after if lost_after is not None else timedelta(seconds=settings.STRANDED_AFTER)
     stalled = list(Interaction.objects.filter(
         dispatch=Interaction.Dispatch.SENDING, sent_at__lt=now - sending_lease()
     ).values_list("pk", flat=True))
@@ -439,13 +489,81 @@ def recover_stalled(*, lost_after: timedelta = timedelta(minutes=5)) -> dict[str
     return {"unknown": len(stalled), "requeued": len(lost)}
 
 
-def give_up(interaction_pk: int, exc: BaseException) -> None:
-    """Retries ran out for a retryable error: record it on the interaction and fail the run."""
+UNKNOWN_RISK = (
+    "The API may already have received this request: resending it can deliver its function "
+    "results a second time (a refund issued twice is told to the model twice, not run twice)."
+)
+
+
+@transaction.atomic
+def resend_unknown(interaction_pk: int, *, by) -> Interaction:
+    """Send again an interaction whose send ended with an unknown outcome, as ``by`` decided
+    (an admin, who was shown ``UNKNOWN_RISK``): the intent goes back to ``pending``, the run
+    that failed on it is active again, and the send is queued. Recorded as
+    ``interaction.resent`` with the risk stated. Raises ``CannotDoThat`` unless the
+    interaction's outcome is unknown and it is the run's last interaction."""
+    interaction = lock_interaction(interaction_pk)
+    run = interaction.run
+    _check_unknown(interaction)
+    Interaction.objects.filter(pk=interaction.pk).update(
+        dispatch=Interaction.Dispatch.PENDING, error="", finished_at=None, sent_at=None
+    )
+    # FAILED is final for everything the loop does; only this decision of a person reopens it.
+    Run.objects.filter(pk=run.pk, status=Run.Status.FAILED).update(
+        status=Run.Status.RUNNING, error="", finished_at=None, duration_ms=None
+    )
+    hooks.record_event(actor=by, verb="interaction.resent", obj=interaction, run=run,
+                       before={"dispatch": Interaction.Dispatch.UNKNOWN, "run_status": run.status,
+                               "error": interaction.error},
+                       after={"dispatch": Interaction.Dispatch.PENDING, "run_status": Run.Status.RUNNING,
+                              "risk": UNKNOWN_RISK})
+    interaction.refresh_from_db()
+    _queue_send(interaction)
+    return interaction
+
+
+@transaction.atomic
+def close_unknown(interaction_pk: int, *, by) -> Interaction:
+    """Close an interaction whose send ended with an unknown outcome as failed, as ``by``
+    decided after checking the API's side: it is never sent again and the run stays failed.
+    Recorded as ``interaction.closed``. Raises ``CannotDoThat`` as ``resend_unknown`` does."""
+    interaction = lock_interaction(interaction_pk)
+    _check_unknown(interaction)
+    message = f"Closed as failed by {by.get_username()}: the send's outcome was unknown; it is not sent again."
+    Interaction.objects.filter(pk=interaction.pk).update(dispatch=Interaction.Dispatch.ERROR, error=message)
+    hooks.record_event(actor=by, verb="interaction.closed", obj=interaction, run=interaction.run,
+                       before={"dispatch": Interaction.Dispatch.UNKNOWN, "error": interaction.error},
+                       after={"dispatch": Interaction.Dispatch.ERROR, "error": message})
+    _set_run_status(interaction.run, Run.Status.FAILED)
+    interaction.refresh_from_db()
+    return interaction
+
+
+def _check_unknown(interaction: Interaction) -> None:
+    if interaction.dispatch != Interaction.Dispatch.UNKNOWN:
+        raise CannotDoThat("Only an interaction whose send has an unknown outcome can be resent or closed.")
+    if interaction.run.interactions.filter(sequence__gt=interaction.sequence).exists():
+        raise CannotDoThat("A later interaction of this run exists: this one cannot be resent.")
+
+
+def give_up(interaction_pk: int, exc: BaseException, *, polls: int | None = None) -> None:
+    """Retries ran out for a retryable error: record it on the interaction and fail the run.
+
+    ``exc`` a ``gemini.MalformedResponse``: the last of ``polls`` polls in a row that got a
+    body that is not an interaction; the message names what was missing and how many polls
+    tried, and that last body is kept as the ``raw_response`` artifact."""
     interaction = Interaction.objects.select_related("run").get(pk=interaction_pk)
     if interaction.dispatch == Interaction.Dispatch.PENDING:
         _fail_send(interaction, Interaction.Dispatch.ERROR, f"Gave up after retries: {gemini.describe_error(exc)}")
     elif interaction.dispatch == Interaction.Dispatch.SENT and not interaction.is_stable:
-        _fail_run(interaction, f"Polling gave up after retries: {gemini.describe_error(exc)}")
+        if isinstance(exc, gemini.MalformedResponse):
+            _fail_send(
+                interaction, Interaction.Dispatch.SENT,
+                f"Polling gave up after {polls} polls in a row that got no interaction. The last: {exc}",
+                raw_body=exc.body,
+            )
+        else:
+            _fail_run(interaction, f"Polling gave up after retries: {gemini.describe_error(exc)}")
 
 
 def _unknown_outcome(cause: str) -> str:
@@ -465,6 +583,7 @@ def _check_claimed_send(interaction_pk: int, now) -> None:
     # The claim ran out with no answer recorded: the worker holding it died mid-request. One
     # transaction, so the row never shows ``unknown`` without the error and the failed run.
     with transaction.atomic():
+        lock_interaction(interaction_pk)
         if Interaction.objects.filter(pk=interaction_pk, dispatch=Interaction.Dispatch.SENDING).update(
             dispatch=Interaction.Dispatch.UNKNOWN
         ):
@@ -476,7 +595,7 @@ def _check_claimed_send(interaction_pk: int, now) -> None:
 
 @transaction.atomic
 def _fail_send(interaction: Interaction, dispatch: str, message: str, raw_body: str | None = None) -> None:
-    interaction = Interaction.objects.select_for_update().select_related("run").get(pk=interaction.pk)
+    interaction = lock_interaction(interaction.pk)
     interaction.dispatch = dispatch
     interaction.error = message
     interaction.finished_at = timezone.now()
@@ -512,7 +631,11 @@ def poll(interaction_pk: int) -> None:
     """``interactions.get`` a background interaction and record the answer.
 
     A no-op once the interaction is stable, so duplicate deliveries cost at most one extra GET.
-    Raises the SDK's errors; the task retries the transient ones.
+    Raises the SDK's errors; the task retries the transient ones. Raises
+    ``gemini.MalformedResponse`` for a 200 body that is not an interaction, after keeping the
+    body (the ``raw_response`` artifact, whatever the capture setting) and a note on the
+    interaction; the task polls again with backoff, ``settings.POLL_MALFORMED_LIMIT`` polls in a
+    row at most (see ``give_up``).
     """
     interaction = Interaction.objects.select_related("run").get(pk=interaction_pk)
     if interaction.is_stable or interaction.dispatch != Interaction.Dispatch.SENT:
@@ -521,8 +644,16 @@ def poll(interaction_pk: int) -> None:
     try:
         response = gemini.get(interaction.interaction_id)
     except gemini.MalformedResponse as exc:
-        _fail_send(interaction, Interaction.Dispatch.SENT, str(exc), raw_body=exc.body)
-        return
+        # One odd answer says nothing about the job itself: the SDK reads such a body as
+        # status=None without complaint (gemini-interactions.md §10.4), and Google's documented
+        # bodies differ (the breaking-changes guide's legacy example has no status). Kept as
+        # evidence, and retried.
+        _save_artifact(interaction, Artifact.Kind.RAW_RESPONSE, exc.body, media_type="text/plain")
+        Interaction.objects.filter(pk=interaction_pk).update(
+            error=f"Poll {interaction.poll_count + 1}: {exc} Its body is kept as the raw response; "
+                  "the poll was retried."
+        )
+        raise
     except api_errors.APIStatusError as exc:
         if is_retryable(exc) or exc.status_code in AMBIGUOUS_STATUS_CODES:
             raise
@@ -580,7 +711,7 @@ def record(interaction: Interaction, response: gemini.Response) -> None:
     """Store what the API answered for ``interaction``: id, status, new steps, usage, output
     text and artifacts; then move the run on. A stable interaction is recorded once: a later
     call for it (a duplicate poll) changes nothing."""
-    interaction = Interaction.objects.select_for_update().select_related("run").get(pk=interaction.pk)
+    interaction = lock_interaction(interaction.pk)
     if interaction.is_stable:
         return
     status = response.status
@@ -675,22 +806,29 @@ def _advance_run(run: Run, interaction: Interaction, delay: float | None, contin
         _fail_run(interaction, f"The interaction ended {status}" + (f" ({messages})" if messages else "."))
 
 
-def _set_run_status(run: Run, status: str) -> None:
-    """Move ``run`` to ``status`` and record the change (no-op when unchanged). A final run
-    stays final."""
-    run.refresh_from_db(fields=["status", "finished_at", "duration_ms"])
-    if run.status == status or run.status in Run.FINAL_STATUSES:
-        return
+def _set_run_status(run: Run, status: str) -> bool:
+    """Move ``run`` to ``status`` with one conditional UPDATE (``WHERE status = <the status
+    read>``), and record the change when it won. A final run stays final. Returns whether this
+    call changed the status: ``False`` when it already was ``status``, is final, or another
+    transaction changed it first (a cancel racing a decision's follow-up, say)."""
+    run.refresh_from_db(fields=["status"])
     before = run.status
-    run.status = status
+    if before == status or before in Run.FINAL_STATUSES:
+        return False
+    changes: dict[str, Any] = {"status": status}
     if status in Run.FINAL_STATUSES:
-        run.finished_at = timezone.now()
-        run.duration_ms = int((run.finished_at - run.created_at).total_seconds() * 1000)
-    run.save(update_fields=["status", "finished_at", "duration_ms"])
+        changes["finished_at"] = timezone.now()
+        changes["duration_ms"] = int((changes["finished_at"] - run.created_at).total_seconds() * 1000)
+    if not Run.objects.filter(pk=run.pk, status=before).update(**changes):
+        run.refresh_from_db(fields=["status"])
+        return False
+    for field, value in changes.items():
+        setattr(run, field, value)
     hooks.record_event(
         actor=SYSTEM_ACTOR, verb="run.status_changed", obj=run, run=run,
         before={"status": before}, after={"status": status},
     )
+    return True
 
 
 def _save_manifest(interaction: Interaction) -> None:

@@ -1,5 +1,8 @@
+from datetime import date
+
 from django import forms
 
+from runs import execution
 from runs.models import Run
 
 
@@ -10,9 +13,11 @@ class ContinueForm(forms.Form):
 
 
 class TrackForm(forms.Form):
+    # The API's id format (runs.execution.INTERACTION_ID): the SDK puts the id into the request
+    # path unquoted, so "/", "." and "%" never pass.
     interaction_id = forms.RegexField(
-        label="Interaction id", max_length=200, regex=r"^[A-Za-z0-9_\-./]+$",
-        error_messages={"invalid": "An interaction id holds letters, digits, and _ - . / only."},
+        label="Interaction id", max_length=200, regex=execution.INTERACTION_ID, strip=True,
+        error_messages={"invalid": execution.INTERACTION_ID_RULE, "required": execution.INTERACTION_ID_RULE},
         help_text="The id of an interaction started elsewhere, e.g. v1_ChdPU0F4…",
     )
 
@@ -40,6 +45,14 @@ class RunFilterForm(forms.Form):
     by = forms.CharField(label="Started by", required=False, max_length=150)
     pending = forms.BooleanField(label="Has pending approvals", required=False)
     sort = forms.ChoiceField(label="Sort", required=False, choices=list(SORTS.items()))
+
+    def clean_to(self):
+        end = self.cleaned_data.get("to")
+        # The list keeps runs started before the midnight after ``to``: the calendar's last day
+        # has none.
+        if end == date.max:
+            raise forms.ValidationError(f"Give a date before {date.max.isoformat()}.")
+        return end
 
     def clean(self):
         cleaned = super().clean()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -124,11 +125,22 @@ def output_text(steps: list[dict[str, Any]]) -> str:
     return "".join(reversed(parts))
 
 
+def _finite_or_text(literal: str) -> float | str:
+    """A JSON number as a float, or kept as its literal text when no float holds it (``1e400``)."""
+    value = float(literal)
+    return value if math.isfinite(value) else literal
+
+
 def parse(body: str, status_code: int = 200) -> Response:
     """Read an interaction from a response body. Raises ``MalformedResponse`` unless the body is
-    a JSON object with a string ``status`` and, if present, a list of step objects."""
+    a JSON object with a string ``status`` and, if present, a list of step objects.
+
+    ``NaN``, ``Infinity`` and numbers too large for a float (``1e400``) are not JSON (RFC 8259
+    §6), yet Python's ``json`` reads them and PostgreSQL's jsonb refuses to store them; they are
+    kept as their literal text, so the body is recorded whole and a function call carrying one
+    fails its tool's schema and waits for a person."""
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=str, parse_float=_finite_or_text)
     except ValueError as exc:
         raise MalformedResponse(f"The API answered {status_code} with a body that is not JSON.", body) from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("status"), str) or not payload["status"]:

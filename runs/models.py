@@ -7,6 +7,8 @@ Names follow the API (google-genai 3.3.0, ``google.genai.interactions``): an *in
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
@@ -26,17 +28,55 @@ SEARCH_CONFIG = "english"
 SEARCH_DOCUMENT = Func(F("search_vector"), function="run_search_document", output_field=SearchVectorField())
 
 
+# A term of the search syntax on other databases: an optional "-", then a "quoted phrase" (the
+# closing quote may be missing, as websearch_to_tsquery allows) or a word.
+SEARCH_TERM = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
+def _text_search(text: str) -> Q | None:
+    """``text`` in websearch_to_tsquery's syntax (words ANDed, "a phrase", -word, ``or``
+    between alternatives) as a condition on the run's texts, each word or phrase a
+    case-insensitive substring of the inputs or the output: for databases without PostgreSQL's
+    full-text search. ``None`` when ``text`` holds no term."""
+    alternatives: list[list[Q]] = [[]]
+    for match in SEARCH_TERM.finditer(text):
+        negated, phrase, word = bool(match[1]), match[2], match[3]
+        if word is not None and word.lower() == "or":
+            if alternatives[-1]:
+                alternatives.append([])
+            continue
+        if word is not None and word.startswith("-") and len(word) > 1:
+            negated, word = True, word[1:]
+        term = " ".join(phrase.split()) if phrase is not None else word
+        if not term or term == "-":
+            continue
+        found = Q(input_text__icontains=term) | Q(output_text__icontains=term)
+        alternatives[-1].append(~found if negated else found)
+    condition = None
+    for terms in alternatives:
+        if not terms:
+            continue
+        both = terms[0]
+        for term in terms[1:]:
+            both &= term
+        condition = both if condition is None else condition | both
+    return condition
+
+
 class RunQuerySet(models.QuerySet):
     def search(self, text: str) -> "RunQuerySet":
-        """Runs whose inputs or output text match ``text``: PostgreSQL full-text search
-        (``websearch_to_tsquery``: quoted phrases, ``or``, ``-word``) over the GIN index; a
-        case-insensitive substring match on other databases."""
+        """Runs whose inputs or output text match ``text``: words ANDed, "quoted phrases",
+        ``-word`` to exclude, ``or`` between alternatives. PostgreSQL full-text search
+        (``websearch_to_tsquery``) over the GIN index; on other databases (SQLite, the embedded
+        default) the same syntax over case-insensitive substrings (``_text_search``), so a word
+        also finds longer words it starts or is part of. A query with no term matches nothing."""
         if connection.vendor == "postgresql":
             # alias, not annotate: the document is only matched, never worth selecting.
             return self.alias(search=SEARCH_DOCUMENT).filter(
                 search=SearchQuery(text, config=SEARCH_CONFIG, search_type="websearch")
             )
-        return self.filter(Q(input_text__icontains=text) | Q(output_text__icontains=text))
+        condition = _text_search(text)
+        return self.none() if condition is None else self.filter(condition)
 
     def using_tool(self, name: str) -> "RunQuerySet":
         return self.filter(tool_names__contains=f",{name},")

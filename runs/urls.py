@@ -10,5 +10,7 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.cancel, name="cancel"),
     path("<int:pk>/continue/", views.continue_run, name="continue"),
     path("<int:pk>/rerun/", views.rerun, name="rerun"),
+    path("<int:pk>/interactions/<int:interaction_pk>/resend/", views.resend, name="resend"),
+    path("<int:pk>/interactions/<int:interaction_pk>/close/", views.close, name="close"),
     path("track/", views.track, name="track"),
 ]

@@ -21,12 +21,13 @@ from django.db.models.lookups import GreaterThan, LessThan
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from google.genai import _interactions as api_errors
 
-from runs import costs, execution, gemini
+from runs import costs, execution, gemini, roles
 from runs.forms import ContinueForm, RunFilterForm, TrackForm
 from runs.models import Artifact, Interaction, Run, Step
 
@@ -168,7 +169,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     """Runs, 50 a page, filtered and sorted by the query string (``RunFilterForm``): newest first
     by default, or ``?sort=duration`` / ``?sort=tokens``. Keyset pagination on ``(sort key, id)``:
     ``?after=<cursor>`` is the page that follows that run in the list's order, ``?before=<cursor>``
-    the one that precedes it. Invalid values are reported on the page and left out. An htmx
+    the one that precedes it. An invalid filter is reported on the page (400) and left out. An htmx
     request gets only the ``run-table`` partial, which polls itself while a run on it is active.
     A fixed number of queries, whatever the page size and the table."""
     form = RunFilterForm(request.GET)
@@ -207,7 +208,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     template = "runs/run_list.html"
     if request.htmx:
         template += "#run-table"
-    return render(request, template, context)
+    return render(request, template, context, status=400 if form.errors else 200)
 
 
 # --- Run detail ----------------------------------------------------------------------------------
@@ -489,7 +490,12 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("created_by", "cancelled_by"), pk=pk)
     target = (request.htmx.target or "") if request.htmx else ""
     template = "runs/run_detail.html"
-    context = {"run": run, "run_url": run.get_absolute_url(), "polling": run.is_active}
+    context = {
+        "run": run, "run_url": run.get_absolute_url(), "polling": run.is_active,
+        # The actions the header offers (the views check again): read only if shown.
+        "may": SimpleLazyObject(lambda: roles.allowed(request.user, run)),
+        "unknown_risk": execution.UNKNOWN_RISK,
+    }
     if target.startswith("approval-"):
         approval = get_object_or_404(
             run.approvals.select_related("run", "decided_by"), pk=_number(target.removeprefix("approval-"))
@@ -541,8 +547,10 @@ def artifact(request: HttpRequest, pk: int, artifact_pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    """Cancel an active run (``execution.cancel_run``); the run records who cancelled it."""
+    """Cancel an active run (``execution.cancel_run``); the run records who cancelled it. 403
+    unless the user may cancel this run (``runs.roles``: an engineer their own, an admin any)."""
     run = get_object_or_404(Run, pk=pk)
+    roles.require(request.user, "cancel", run)
     try:
         execution.cancel_run(run.pk, by=request.user)
     except execution.CannotDoThat as exc:
@@ -555,8 +563,10 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def continue_run(request: HttpRequest, pk: int) -> HttpResponse:
-    """Continue a completed run with a new user message (``previous_interaction_id``)."""
+    """Continue a completed run with a new user message (``previous_interaction_id``). 403
+    unless the user may continue this run (``runs.roles``: an engineer their own, an admin any)."""
     run = get_object_or_404(Run, pk=pk)
+    roles.require(request.user, "continue", run)
     form = ContinueForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Write the message to continue the run with.")
@@ -573,18 +583,54 @@ def continue_run(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
-    """Start a new run with the same request as this one."""
+    """Start a new run, the user's own, with the same request as this one. 403 unless the
+    user may run runs again (``runs.roles``)."""
     source = get_object_or_404(Run, pk=pk)
+    roles.require(request.user, "rerun", source)
     run = execution.rerun(source.pk, by=request.user)
     messages.success(request, f"Run {run.pk} started with the request of run {source.pk}.")
     return redirect(run)
+
+
+def _unknown_send_action(request: HttpRequest, pk: int, interaction_pk: int, act, done: str) -> HttpResponse:
+    run = get_object_or_404(Run, pk=pk)
+    roles.require(request.user, "administer", run)
+    interaction = get_object_or_404(Interaction, pk=interaction_pk, run=run)
+    try:
+        act(interaction.pk, by=request.user)
+    except execution.CannotDoThat as exc:
+        # Another admin decided first, or the run moved on: a lost race, not an error.
+        return render(request, "runs/action_refused.html", {"run": run, "message": str(exc)}, status=409)
+    messages.success(request, done)
+    return redirect(run)
+
+
+@login_required
+@require_POST
+def resend(request: HttpRequest, pk: int, interaction_pk: int) -> HttpResponse:
+    """Send again an interaction of run ``pk`` whose send has an unknown outcome
+    (``execution.resend_unknown``: the risk is recorded with the decision). Admins only (403);
+    409 when it is not, or no longer, of unknown outcome."""
+    return _unknown_send_action(request, pk, interaction_pk, execution.resend_unknown,
+                                "Sent again: the run goes on. The audit log records the risk you took.")
+
+
+@login_required
+@require_POST
+def close(request: HttpRequest, pk: int, interaction_pk: int) -> HttpResponse:
+    """Close an interaction of run ``pk`` whose send has an unknown outcome as failed
+    (``execution.close_unknown``). Admins only (403); 409 as ``resend``."""
+    return _unknown_send_action(request, pk, interaction_pk, execution.close_unknown,
+                                "Closed as failed: it is not sent again.")
 
 
 @login_required
 @require_POST
 def track(request: HttpRequest) -> HttpResponse:
     """Track an interaction started elsewhere: fetch it with ``interactions.get``, record it as
-    a run, poll it if it is still running. Errors (unknown id, API down) go back to the form."""
+    a run, poll it if it is still running. 403 unless the user may track (``runs.roles``); a
+    malformed id, an unknown one or the API down go back to the form (400)."""
+    roles.require(request.user, "track")
     form = TrackForm(request.POST)
     if form.is_valid():
         try:

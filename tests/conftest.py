@@ -51,6 +51,45 @@ def api(emulator):
     return emulator
 
 
+@pytest.fixture(scope="session", autouse=True)
+def flush_past_audit_triggers():
+    """Transactional tests end with a flush that TRUNCATEs every table; the audit tables refuse
+    TRUNCATE (a trigger, migration 0007). The suite connects as a superuser, so its flush skips
+    triggers for that one transaction (``SET LOCAL session_replication_role``), as a database
+    owner resetting a test database would."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        sql = original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        return ["SET LOCAL session_replication_role = replica", *sql] if sql else sql
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "sql_flush", sql_flush)
+        yield
+
+
+@pytest.fixture(scope="session")
+def audit_signing_key_file(tmp_path_factory):
+    """One audit signing key for the session, outside the repository's data folder; processes
+    the suite starts (workers, commands) inherit it through the environment."""
+    path = tmp_path_factory.mktemp("audit-key") / "audit-signing-key.pem"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HANDOFF_AUDIT_SIGNING_KEY_FILE", str(path))
+        yield path
+
+
+@pytest.fixture(autouse=True)
+def audit_checkpoint_log(settings, audit_signing_key_file, tmp_path):
+    """A checkpoint log of the test's own: the log lives outside the database on purpose, so it
+    outlives the test's rollback, and a checkpoint left by one test would be missing from the
+    next test's database (which ``verify_audit`` reports as deleted checkpoints)."""
+    settings.HANDOFF_AUDIT_SIGNING_KEY_FILE = audit_signing_key_file
+    settings.HANDOFF_AUDIT_CHECKPOINT_LOG = tmp_path / "audit-checkpoints.jsonl"
+    return settings.HANDOFF_AUDIT_CHECKPOINT_LOG
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, emulator):
     """A real Celery worker (threads pool) consuming from the Redis broker, on a queue of its own
@@ -71,8 +110,18 @@ def celery_worker(django_db_setup, emulator):
 @pytest.fixture
 def worker(celery_worker, api, transactional_db):
     """Tests that go through the worker need committed data (the worker has its own database
-    connections), so they use ``transactional_db``."""
-    return celery_worker
+    connections), so they use ``transactional_db``.
+
+    At the end, waits (up to 30 s) for the tasks the worker is running to finish: the flush that
+    empties the database after the test TRUNCATEs table after table, and a task still holding
+    row locks and asking for another table's would deadlock with it. Tasks waiting on a
+    countdown are not waited for; they find nothing of this test when they run."""
+    from celery.worker import state
+
+    yield celery_worker
+    deadline = time.monotonic() + 30
+    while state.active_requests and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def make_user(username: str, *groups: str) -> User:
@@ -91,8 +140,9 @@ def alice(db):
 
 @pytest.fixture
 def bob(db):
-    """An engineer: starts and reads runs, may not decide."""
-    return make_user("bob")
+    """An engineer: starts, tracks and runs again any run, cancels and continues their own; may
+    not decide."""
+    return make_user("bob", "engineers")
 
 
 @pytest.fixture

@@ -198,7 +198,7 @@ def test_it_shows_four_eyes_progress_who_approved_deadline_and_group(client, ali
     assert "1 h 59 min left" in body or "2 h 00 min left" in body
     assert "then escalated to finance-leads" in body
     assert "reviewers group" in body
-    assert "not the person who started the run" in body
+    assert "not whoever started or continued the run" in body
     # alice may still approve: she is the second pair of eyes.
     assert f'action="/approvals/{approval.pk}/approve/"' in body
 
@@ -217,7 +217,7 @@ def test_the_runs_creator_may_reject_but_not_approve_where_policy_says_so(client
     approval = requested_call("issue_refund", {"order_id": "A-1003", "amount": 1450, "reason": "Broken"}, created_by=alice)
     client.force_login(alice)
     body = client.get(url(approval)).content.decode()
-    assert "you started this run, so you may not approve its calls" in body
+    assert "you started or continued its run), so you may not approve it" in body
     assert f'action="/approvals/{approval.pk}/approve/"' not in body
     assert f'action="/approvals/{approval.pk}/reject/"' in body
 

@@ -2,13 +2,18 @@
 retention, access events."""
 
 import csv
+import hashlib
 import io
 import json
+import shutil
+import subprocess
 import zipfile
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -133,6 +138,183 @@ def test_the_verify_bundle_command_exits_non_zero_on_a_bad_bundle(decisions, tmp
     with pytest.raises(SystemExit) as exit:
         call_command("verify_bundle", str(path), stdout=io.StringIO(), stderr=io.StringIO())
     assert exit.value.code == 1
+
+
+# --- Forgeries: each rewrites the bundle the way a forger would, checksums regenerated ---------
+
+
+def bundle_files(decisions, tmp_path) -> tuple[dict[str, bytes], str]:
+    audit.seal()
+    run = decisions[0][0].run
+    path = tmp_path / "bundle.zip"
+    audit.evidence_bundle(run, path)
+    with zipfile.ZipFile(path) as bundle:
+        return {name: bundle.read(name) for name in bundle.namelist()}, f"run-{run.pk}/"
+
+
+def forge(files: dict[str, bytes], root: str, path, *, key: Ed25519PrivateKey | None = None):
+    """Write ``files`` as a bundle with SHA256SUMS regenerated over them; with ``key``, re-signed
+    by it and carrying its public key instead."""
+    files = dict(files)
+    if key is not None:
+        files[root + "signing-key.pub"] = audit.public_key_pem(key.public_key())
+    listed = {name[len(root):]: data for name, data in files.items()
+              if name[len(root):] not in ("SHA256SUMS", "SHA256SUMS.sig")}
+    sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(listed.items())).encode()
+    files[root + "SHA256SUMS"] = sums
+    if key is not None:
+        files[root + "SHA256SUMS.sig"] = key.sign(sums)
+    with zipfile.ZipFile(path, "w") as bundle:
+        for name, data in files.items():
+            bundle.writestr(name, data)
+    return path
+
+
+def verify_bundle_command(*args) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("verify_bundle", *map(str, args), stdout=out, stderr=err)
+    except SystemExit as exit:
+        return exit.code, out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+def test_approvals_edited_with_the_checksums_regenerated_fail_the_signature(decisions, tmp_path):
+    files, root = bundle_files(decisions, tmp_path)
+    files[root + "approvals.json"] = files[root + "approvals.json"].replace(b'"approved"', b'"rejected"')
+
+    problems = audit.verify_bundle(forge(files, root, tmp_path / "forged.zip"))
+
+    assert len(problems) == 1 and problems[0].startswith("SHA256SUMS does not match its signature by key ")
+
+
+def test_a_forged_event_with_a_matching_link_fails_the_signature(decisions, tmp_path):
+    files, root = bundle_files(decisions, tmp_path)
+    lines = files[root + "audit_events.jsonl"].decode().splitlines()
+    last = json.loads(lines[-1])
+    event = {**last["event"], "id": last["event"]["id"] + 1, "actor": "mallory", "verb": "approval.approved"}
+    canonical_bytes = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    link = {"position": last["link"]["position"] + 1, "prev_hash": last["link"]["hash"],
+            "hash": hashlib.sha256(last["link"]["hash"].encode() + canonical_bytes).hexdigest()}
+    lines.append(json.dumps({"event": event, "link": link}, sort_keys=True, ensure_ascii=False))
+    files[root + "audit_events.jsonl"] = ("\n".join(lines) + "\n").encode()
+
+    problems = audit.verify_bundle(forge(files, root, tmp_path / "forged.zip"))
+
+    assert [p.split(" by key ")[0] for p in problems] == ["SHA256SUMS does not match its signature"]
+
+
+def test_a_dropped_event_or_a_dropped_file_with_its_line_fails_the_signature(decisions, tmp_path):
+    files, root = bundle_files(decisions, tmp_path)
+    dropped_event = dict(files)
+    lines = files[root + "audit_events.jsonl"].decode().splitlines()
+    dropped_event[root + "audit_events.jsonl"] = ("\n".join(lines[1:]) + "\n").encode()
+    dropped_file = {name: data for name, data in files.items() if not name.endswith("approvals.json")}
+
+    for forged in (dropped_event, dropped_file):
+        problems = audit.verify_bundle(forge(forged, root, tmp_path / "forged.zip"))
+        assert len(problems) == 1 and problems[0].startswith("SHA256SUMS does not match its signature")
+
+
+def test_a_file_dropped_or_added_without_touching_the_checksums_is_named(decisions, tmp_path):
+    files, root = bundle_files(decisions, tmp_path)
+    dropped = {name: data for name, data in files.items() if not name.endswith("run.json")}
+    added = {**files, root + "extra.txt": b"smuggled"}
+
+    for forged, problem in ((dropped, "run.json is listed but missing."),
+                            (added, "extra.txt is not listed in SHA256SUMS.")):
+        with zipfile.ZipFile(tmp_path / "forged.zip", "w") as bundle:
+            for name, data in forged.items():
+                bundle.writestr(name, data)
+        assert audit.verify_bundle(tmp_path / "forged.zip") == [problem]
+
+
+def test_a_bundle_re_signed_by_another_key_names_that_key_and_fails_when_the_real_key_is_pinned(decisions, tmp_path):
+    files, root = bundle_files(decisions, tmp_path)
+    files[root + "approvals.json"] = files[root + "approvals.json"].replace(b'"approved"', b'"rejected"')
+    mallory = Ed25519PrivateKey.generate()
+    forged = forge(files, root, tmp_path / "forged.zip", key=mallory)
+    ours = audit.fingerprint(audit.signing_key().public_key())
+
+    code, out, _ = verify_bundle_command(forged)
+    pinned_code, _, pinned_err = verify_bundle_command(forged, "--public-key", audit.signing_key_path())
+    by_print, _, print_err = verify_bundle_command(forged, "--fingerprint", ours)
+
+    assert code == 0 and f"Signed by key {audit.fingerprint(mallory.public_key())}, the key the bundle carries" in out
+    assert pinned_code == 1 and f"not the pinned key {ours}" in pinned_err
+    assert "SHA256SUMS does not match its signature" in pinned_err
+    assert by_print == 1 and f"not the pinned key {ours}" in print_err
+
+
+def test_verify_bundle_prints_the_fingerprint_of_the_pinned_key(decisions, tmp_path):
+    audit.seal()
+    path = tmp_path / "b.zip"
+    call_command("evidence_bundle", str(decisions[0][0].run_id), "--output", str(path), stdout=io.StringIO())
+    public = tmp_path / "handoff.pub"
+    public.write_bytes(audit.public_key_pem(audit.signing_key().public_key()))
+    ours = audit.fingerprint(audit.signing_key().public_key())
+
+    code, out, _ = verify_bundle_command(path, "--public-key", public)
+    by_print, print_out, _ = verify_bundle_command(path, "--fingerprint", ours.upper())
+
+    assert code == 0 and f"Signed by key {ours}, the pinned key." in out
+    assert by_print == 0 and ours in print_out
+    with zipfile.ZipFile(path) as bundle:
+        assert ours in bundle.read(f"run-{decisions[0][0].run_id}/README.txt").decode()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_the_signature_verifies_with_openssl_as_the_bundle_readme_says(decisions, tmp_path):
+    files, root = bundle_files(decisions, tmp_path)
+    for name in ("SHA256SUMS", "SHA256SUMS.sig", "signing-key.pub"):
+        (tmp_path / name).write_bytes(files[root + name])
+
+    done = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "signing-key.pub", "-rawin", "-in",
+                           "SHA256SUMS", "-sigfile", "SHA256SUMS.sig"], cwd=tmp_path, capture_output=True, text=True)
+
+    assert done.returncode == 0 and "Signature Verified Successfully" in done.stdout
+
+
+def test_a_file_that_is_not_a_zip_gets_a_message_not_a_traceback(db, tmp_path):
+    text = tmp_path / "bundle.zip"
+    text.write_text("just text")
+
+    code, _, err = verify_bundle_command(text)
+    missing, _, missing_err = verify_bundle_command(tmp_path / "nowhere.zip")
+
+    assert code == 1 and err.strip() == f"{text} is not a ZIP file."
+    assert missing == 1 and "Cannot read" in missing_err and "No such file" in missing_err
+
+
+def test_bad_lines_and_a_missing_signature_get_messages_not_tracebacks(decisions, tmp_path):
+    files, root = bundle_files(decisions, tmp_path)
+    files[root + "SHA256SUMS"] += b"not a checksum line\n"
+    files[root + "audit_events.jsonl"] += b"{broken json\n"
+    del files[root + "SHA256SUMS.sig"]
+    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as bundle:
+        for name, data in files.items():
+            bundle.writestr(name, data)
+
+    code, _, err = verify_bundle_command(tmp_path / "bad.zip")
+
+    assert code == 1
+    assert "SHA256SUMS.sig is missing: the bundle is not signed." in err
+    assert "SHA256SUMS line " in err and "is not \"<sha256 hex>  <file name>\"" in err
+    assert "audit_events.jsonl does not match its checksum." in err
+    lines = files[root + "audit_events.jsonl"].decode().splitlines()
+    assert f"audit_events.jsonl line {len(lines)} is not an event with its link (JSON)." in err
+
+
+def test_a_bad_public_key_or_fingerprint_to_pin_gets_a_message(tmp_path):
+    not_a_key = tmp_path / "key.pem"
+    not_a_key.write_text("nope")
+
+    for args, message in (((not_a_key,), "is not a PEM public or unencrypted private key"),
+                          ((tmp_path / "absent.pem",), "Cannot read --public-key")):
+        with pytest.raises(CommandError, match=message):
+            call_command("verify_bundle", str(tmp_path / "b.zip"), "--public-key", *map(str, args))
+    with pytest.raises(CommandError, match="64 hex digits"):
+        call_command("verify_bundle", str(tmp_path / "b.zip"), "--fingerprint", "abc")
 
 
 def test_pruning_deletes_old_raw_payloads_only_and_is_audited(db):

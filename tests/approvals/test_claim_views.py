@@ -241,3 +241,16 @@ def test_an_htmx_claim_next_redirects_the_client(client, alice):
     client.force_login(alice)
     response = client.post(CLAIM_NEXT, HTTP_HX_REQUEST="true")
     assert response["HX-Redirect"] == f"/approvals/{approval.pk}/"
+
+
+def test_a_member_of_the_admins_group_releases_someone_elses_claim_too(client, dave):
+    erin = make_user("erin", "admins")
+    approval = refund()
+    approval.claim(by=dave)
+    client.force_login(erin)
+
+    client.post(release_url(approval))
+
+    approval.refresh_from_db()
+    assert approval.claimed_by is None
+    assert AuditEvent.objects.filter(verb="approval.released", actor="erin").exists()

@@ -82,8 +82,8 @@ def test_a_call_whose_execution_was_lost_is_answered_once_with_an_unknown_outcom
     started = timezone.now() - timedelta(seconds=settings.EXECUTION_LEASE + 1)
     Approval.objects.filter(pk=approval.pk).update(execution_started_at=started)
 
-    assert Approval.recover_stalled() == 1
-    assert Approval.recover_stalled() == 0
+    assert Approval.recover_stalled()["unknown"] == 1
+    assert Approval.recover_stalled()["unknown"] == 0
 
     approval.refresh_from_db()
     assert approval.result_is_error and "effect is unknown" in approval.result["error"]
@@ -96,6 +96,6 @@ def test_a_call_still_within_its_execution_lease_is_left_to_its_worker(alice):
     approval.approve(by=alice, shown_hash=approval.arguments_hash)
     Approval.objects.filter(pk=approval.pk).update(execution_started_at=timezone.now())
 
-    assert Approval.recover_stalled() == 0
+    assert Approval.recover_stalled() == {"requeued": 0, "settled": 0, "unknown": 0}
     approval.refresh_from_db()
     assert approval.settled_at is None

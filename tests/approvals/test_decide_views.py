@@ -88,6 +88,7 @@ def test_a_second_approval_does_not_change_who_decided(client, alice, approval):
     response = client.post(approve_url(approval), {"shown_hash": approval.arguments_hash}, follow=True)
     approval.refresh_from_db()
     assert approval.decided_by == alice
+    assert response.status_code == 409  # the lost race: never a 500, nor a success
     assert "Already decided by alice" in response.content.decode()
     assert AuditEvent.objects.filter(verb="approval.approved").count() == 1
 
@@ -178,6 +179,7 @@ def test_rejecting_an_approved_call_changes_nothing(client, alice, approval):
     approval.refresh_from_db()
     assert approval.status == Approval.Status.APPROVED
     assert approval.reason == ""
+    assert response.status_code == 409
     assert "Already decided by alice" in response.content.decode()
 
 
@@ -221,7 +223,7 @@ def test_a_reviewer_edits_the_arguments_then_approves(client, alice, approval):
     assert approval.edited_arguments == {"order_id": "A-1003", "amount": 900, "reason": "Damaged, partial refund"}
     assert approval.current_arguments["amount"] == 900
     assert "Approved issue_refund with edited arguments" in response.content.decode()
-    assert AuditEvent.objects.get(verb="approval.edited").after == {"arguments": approval.edited_arguments}
+    assert AuditEvent.objects.get(verb="approval.edited").after["arguments"] == approval.edited_arguments
     decision = approval.decisions.get()
     assert decision.arguments == approval.edited_arguments
 

@@ -184,7 +184,7 @@ def test_interactions_remember_who_asked_for_them(alice, bob):
 # --- 3. The model's arguments are checked against the tool's schema ----------------------------------
 
 
-def test_arguments_outside_the_schema_never_run_at_once(alice):
+def test_arguments_outside_the_schema_never_run_at_once(client, alice):
     approval = refund(-500)  # by its policy alone, "within $200: runs at once"
 
     assert approval.status == Approval.Status.PENDING
@@ -192,6 +192,9 @@ def test_arguments_outside_the_schema_never_run_at_once(alice):
     assert "do not fit issue_refund's schema" in approval.policy
     event = AuditEvent.objects.get(verb="approval.requested")
     assert event.after["policy"] == approval.policy
+    client.force_login(alice)
+    page = client.get(approval.get_absolute_url()).content.decode()
+    assert "do not fit the tool's schema" in page and approval.schema_error in page
 
 
 def test_a_call_outside_the_schema_cannot_be_approved_as_it_is_only_edited_or_rejected(alice):

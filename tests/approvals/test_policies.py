@@ -58,7 +58,7 @@ def test_a_refund_above_1000_needs_two_different_reviewers(alice, dave):
 def test_the_person_who_started_the_run_may_not_approve_it_but_may_reject(alice):
     approval = refund(1450, created_by=alice)
 
-    with pytest.raises(PermissionDenied, match="started the run"):
+    with pytest.raises(PermissionDenied, match="started or continued its run"):
         approval.approve(by=alice, shown_hash=approval.arguments_hash)
     assert approval.reject(by=alice, shown_hash=approval.arguments_hash, reason="Fraud suspected")
     assert approval.status == Approval.Status.REJECTED

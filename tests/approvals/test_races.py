@@ -273,10 +273,12 @@ def test_a_result_committed_but_never_settled_is_sent_by_the_sweep_as_it_was(wor
     assert not AuditEvent.objects.filter(verb="function_call.outcome_unknown").exists()
 
 
-def unknown_follow_up(refund: Approval) -> Interaction:
-    """The run of ``refund`` as a worker killed mid-send leaves it: the call settled, its
-    follow-up's outcome unknown, the run failed. Never sent here."""
+def unknown_follow_up(refund: Approval, *, by: User) -> Interaction:
+    """The run of ``refund`` as a worker killed mid-send leaves it: the call approved by ``by``
+    and settled, its follow-up's outcome unknown, the run failed. Never sent here (the execution
+    task queued on commit finds the call settled)."""
     with transaction.atomic():
+        refund.approve(by=by, shown_hash=refund.arguments_hash)
         refund.settle({"refund_id": "R-1", "status": "issued"}, is_error=False)
         follow_up = Interaction.objects.get(run_id=refund.run_id, sequence=refund.interaction.sequence + 1)
         execution._fail_send(follow_up, Interaction.Dispatch.UNKNOWN,
@@ -287,7 +289,7 @@ def unknown_follow_up(refund: Approval) -> Interaction:
 def test_an_admin_resends_a_follow_up_of_unknown_outcome_and_the_run_goes_on(worker, api, reviewers):
     admin = User.objects.create_superuser("root", "root@example.com", "x")
     refund = waiting_refund(SINGLE)
-    follow_up = unknown_follow_up(refund)
+    follow_up = unknown_follow_up(refund, by=reviewers[1])
     assert Run.objects.get(pk=refund.run_id).status == Run.Status.FAILED
     assert results_per_call(api)[refund.call_id] == 0
 
@@ -304,7 +306,7 @@ def test_an_admin_resends_a_follow_up_of_unknown_outcome_and_the_run_goes_on(wor
 def test_an_admin_closes_a_follow_up_of_unknown_outcome_as_failed_and_it_is_never_sent(worker, api, reviewers):
     admin = User.objects.create_superuser("root", "root@example.com", "x")
     refund = waiting_refund(SINGLE)
-    follow_up = unknown_follow_up(refund)
+    follow_up = unknown_follow_up(refund, by=reviewers[1])
 
     execution.close_unknown(follow_up.pk, by=admin)
 
@@ -314,4 +316,25 @@ def test_an_admin_closes_a_follow_up_of_unknown_outcome_as_failed_and_it_is_neve
     assert AuditEvent.objects.filter(verb="interaction.closed", actor="root").count() == 1
     with pytest.raises(execution.CannotDoThat):
         execution.resend_unknown(follow_up.pk, by=admin)
+    assert results_per_call(api)[refund.call_id] == 0
+
+
+def test_the_run_page_offers_admins_resend_and_close_of_an_unknown_send_and_no_one_else(worker, api, reviewers):
+    alice = reviewers[0]
+    admin = User.objects.create_superuser("root", "root@example.com", "x")
+    refund = waiting_refund(SINGLE)
+    follow_up = unknown_follow_up(refund, by=reviewers[1])
+    resend = reverse("runs:resend", args=[refund.run_id, follow_up.pk])
+    close = reverse("runs:close", args=[refund.run_id, follow_up.pk])
+
+    as_alice, as_admin = signed_in(alice), signed_in(admin)
+    alice_page = as_alice.get(reverse("runs:detail", args=[refund.run_id])).content.decode()
+    admin_page = as_admin.get(reverse("runs:detail", args=[refund.run_id])).content.decode()
+
+    assert "Outcome unknown" in alice_page and resend not in alice_page
+    assert resend in admin_page and close in admin_page and "twice" in admin_page
+    assert as_alice.post(resend).status_code == 403
+    assert as_admin.get(resend).status_code == 405
+    assert as_admin.post(close).status_code == 302
+    assert as_admin.post(resend).status_code == 409  # closed meanwhile: nothing to resend
     assert results_per_call(api)[refund.call_id] == 0

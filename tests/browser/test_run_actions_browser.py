@@ -25,7 +25,8 @@ def test_an_engineer_starts_a_run_from_the_form_and_sees_it_complete(worker, liv
 
 
 def test_an_engineer_cancels_a_running_background_run(worker, live_server, page, screenshot, bob):
-    run = execution.create_run(agent="deep-research-pro-preview-12-2025", input="Research slowly", background=True)
+    run = execution.create_run(agent="deep-research-pro-preview-12-2025", input="Research slowly", background=True,
+                               created_by=bob)
     wait_for(lambda: Interaction.objects.filter(run=run, dispatch=Interaction.Dispatch.SENT).exists())
 
     sign_in(page, live_server, bob)
@@ -41,7 +42,7 @@ def test_an_engineer_cancels_a_running_background_run(worker, live_server, page,
 
 
 def test_an_engineer_continues_a_completed_run(worker, live_server, page, screenshot, bob):
-    run = execution.create_run(model="gemini-3-flash-preview", input="Name a colour.")
+    run = execution.create_run(model="gemini-3-flash-preview", input="Name a colour.", created_by=bob)
     wait_for(lambda: Run.objects.filter(pk=run.pk, status=Run.Status.COMPLETED).exists())
 
     sign_in(page, live_server, bob)

@@ -66,14 +66,16 @@ def test_it_takes_a_few_queries_whatever_the_data(client, bob):
     assert len(queries) <= 7
 
 
-def test_auditors_get_the_audit_download_link(client, carol):
+def test_auditors_get_the_audit_download_link_to_the_recorded_export(client, carol):
     client.force_login(carol)
-    assert 'href="/approvals/audit.csv"' in client.get(URL).content.decode()
+    body = client.get(URL).content.decode()
+    assert 'href="/audit/download/"' in body
+    assert "/approvals/audit.csv" not in body
 
 
 def test_others_do_not_get_the_audit_download_link(client, bob):
     client.force_login(bob)
-    assert "/approvals/audit.csv" not in client.get(URL).content.decode()
+    assert "/audit/download/" not in client.get(URL).content.decode()
 
 
 def test_it_refreshes_itself_while_a_run_is_active(client, bob):

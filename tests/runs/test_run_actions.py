@@ -75,7 +75,8 @@ def test_the_start_page_needs_a_signed_in_user(client):
 
 
 def test_cancelling_a_background_run_cancels_the_live_interaction_on_the_api(worker, api, client, bob):
-    run = execution.create_run(agent="deep-research-pro-preview-12-2025", input="Long research", background=True)
+    run = execution.create_run(agent="deep-research-pro-preview-12-2025", input="Long research", background=True,
+                               created_by=bob)
     wait_for(lambda: Interaction.objects.filter(run=run, dispatch=Interaction.Dispatch.SENT).exists())
     client.force_login(bob)
 
@@ -93,7 +94,8 @@ def test_cancelling_a_background_run_cancels_the_live_interaction_on_the_api(wor
 def test_cancelling_a_run_waiting_for_approval_expires_its_approvals(worker, api, client, bob, alice):
     from approvals import tools
 
-    run = execution.create_run(model=MODEL, input="Refund A-1001", tools=tools.declarations(["lookup_order", "issue_refund"]))
+    run = execution.create_run(model=MODEL, input="Refund A-1001", tools=tools.declarations(["lookup_order", "issue_refund"]),
+                               created_by=bob)
     run = settled(run, Run.Status.WAITING_FOR_APPROVAL)
     refund = Approval.objects.get(run=run, status=Approval.Status.PENDING)
     client.force_login(bob)
@@ -108,7 +110,7 @@ def test_cancelling_a_run_waiting_for_approval_expires_its_approvals(worker, api
 
 
 def test_cancelling_a_finished_run_says_it_cannot(client, bob):
-    run = Run.objects.create(model=MODEL, input="x", status=Run.Status.COMPLETED)
+    run = Run.objects.create(model=MODEL, input="x", status=Run.Status.COMPLETED, created_by=bob)
     client.force_login(bob)
 
     response = client.post(reverse("runs:cancel", args=[run.pk]), follow=True)
@@ -139,7 +141,7 @@ def test_run_actions_need_a_signed_in_user(db, client, name):
 
 
 def test_continuing_a_completed_run_chains_a_new_interaction(worker, api, client, bob):
-    run = settled(execution.create_run(model=MODEL, input="Name a colour."))
+    run = settled(execution.create_run(model=MODEL, input="Name a colour.", created_by=bob))
     first = run.interactions.get()
     client.force_login(bob)
 
@@ -156,7 +158,7 @@ def test_continuing_a_completed_run_chains_a_new_interaction(worker, api, client
 
 
 def test_an_active_run_cannot_be_continued(client, bob):
-    run = Run.objects.create(model=MODEL, input="x", status=Run.Status.RUNNING)
+    run = Run.objects.create(model=MODEL, input="x", status=Run.Status.RUNNING, created_by=bob)
     client.force_login(bob)
 
     response = client.post(reverse("runs:continue", args=[run.pk]), {"text": "more"}, follow=True)

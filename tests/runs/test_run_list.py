@@ -75,11 +75,11 @@ def test_it_filters_by_status(client, alice):
     assert f"#{failed.pk}<" in body
 
 
-def test_it_ignores_an_unknown_status(client, alice):
+def test_an_unknown_status_answers_400_and_is_left_out(client, alice):
     make_run(input="any run")
     client.force_login(alice)
     response = client.get(URL, {"status": "exploded"})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "any run" in response.content.decode()
 
 
@@ -425,11 +425,11 @@ def test_an_active_run_shows_the_time_it_has_run_so_far(client, alice):
     ({"tool": "a,b"}, "Tool: A tool name has no commas."),
     ({"model": "m" * 201}, "Model: Ensure this value has at most 200 characters"),
 ])
-def test_an_invalid_filter_is_reported_and_left_out(client, alice, params, message):
+def test_an_invalid_filter_is_reported_with_a_400_and_left_out(client, alice, params, message):
     run = make_run(input="listed anyway")
     client.force_login(alice)
     response = client.get(URL, params)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert list(response.context["runs"]) == [run]
     assert message in response.content.decode().replace("&#x27;", "'")
 

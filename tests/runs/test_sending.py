@@ -1,10 +1,13 @@
 """Sending an interaction intent: exactly once, and an honest record when the outcome is unknown."""
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from approvals import tools
+from approvals.models import Approval
 from runs import execution, gemini
 from runs.models import Artifact, Interaction, Run
 
@@ -169,3 +172,40 @@ def test_an_intent_of_a_cancelled_run_is_not_sent(db, api):
     interaction.refresh_from_db()
     assert interaction.dispatch == Interaction.Dispatch.ERROR and "cancelled" in interaction.error
     assert api.requests_for(method="POST") == []
+
+
+
+def test_a_follow_up_refused_while_the_api_is_down_goes_out_soon_after_it_is_back_and_once(worker, api, alice):
+    from tests.conftest import wait_for
+
+    # Whether the send task queued with the follow-up meets the inline send's claim is a race
+    # of a few milliseconds; three refunds give it three chances to show.
+    for attempt in range(3):
+        run = execution.create_run(
+            model="gemini-3-flash-preview", input=f"My order A-1001 arrived damaged ({attempt}). Refund please.",
+            tools=tools.declarations(["lookup_order", "issue_refund"]),
+        )
+        wait_for(lambda: Run.objects.filter(pk=run.pk, status=Run.Status.WAITING_FOR_APPROVAL).exists())
+        refund = Approval.objects.get(run=run, function_name="issue_refund")
+        down_at = time.monotonic()
+        api.stop()  # connections to its port are refused until it starts again
+        try:
+            assert refund.approve(by=alice, shown_hash=refund.arguments_hash)
+            wait_for(lambda: Interaction.objects.filter(run=run, sequence=2, error__startswith="Could not reach").exists())
+            time.sleep(max(0.0, 2 - (time.monotonic() - down_at)))
+        finally:
+            api.start()
+        back_at = time.time()
+
+        # The sending lease (a 60 s request timeout plus a 30 s margin) is far beyond this bound.
+        wait_for(lambda: Run.objects.filter(pk=run.pk, status__in=Run.FINAL_STATUSES).exists(), timeout=20)
+        run.refresh_from_db()
+        assert run.status == Run.Status.COMPLETED, run.error
+        answering = [
+            request for request in api.requests_for(method="POST", path_suffix="/interactions")
+            if any(isinstance(item, dict) and item.get("call_id") == refund.call_id
+                   for item in request["body"].get("input") or [])
+        ]
+        assert len(answering) == 1
+        assert answering[0]["received_at"] - back_at < 20
+        assert run.interactions.get(sequence=2).dispatch == Interaction.Dispatch.SENT

@@ -1,16 +1,20 @@
 """``python manage.py export_audit --format csv|jsonl [--since ISO8601] [--until ISO8601]
-[--run ID] [--actor NAME] [--verb VERB] [--tool NAME]``
+[--run ID] [--actor NAME] [--verb VERB] [--tool NAME] [--as USERNAME]``
 
-Streams the audit log to standard output, oldest first, in constant memory.
+Streams the audit log to standard output, oldest first, in constant memory, and records the
+export in the log. With ``--as`` the export is that user's, who must be allowed to export
+(``runs.roles``); without it, the system's.
 """
 
 import datetime
 
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from approvals import audit
+from runs import roles
 
 
 def moment(value: str, option: str) -> datetime.datetime:
@@ -32,10 +36,12 @@ class Command(BaseCommand):
         parser.add_argument("--until", help="Only events before this time (ISO 8601).")
         parser.add_argument("--run", type=int, help="Only events of this run.")
         parser.add_argument("--actor", default="", help="Only events by this actor (username or system:…).")
-        parser.add_argument("--verb", default="", help="Only this verb, or a family ending with a dot: approval.")
+        parser.add_argument("--verb", default="", help="Only this verb (approval.approved), or a family (approval or approval.).")
         parser.add_argument("--tool", default="", help="Only events about calls of this function.")
+        parser.add_argument("--as", dest="username", help="Export as this user (default: the system).")
 
     def handle(self, *args, **options):
+        actor = self._actor(options["username"])
         filters = {
             "since": moment(options["since"], "--since") if options["since"] else None,
             "until": moment(options["until"], "--until") if options["until"] else None,
@@ -43,4 +49,13 @@ class Command(BaseCommand):
         }
         for line in audit.export_lines(audit.filtered_events(**filters), options["format"]):
             self.stdout.write(line, ending="")
-        audit.record_export(actor="system:export_audit", fmt=options["format"], filters=filters)
+        audit.record_export(actor=actor, fmt=options["format"], filters=filters)
+
+    def _actor(self, username: str | None):
+        """The user named by ``--as``, who may export the audit log; the system without it."""
+        if username is None:
+            return "system:export_audit"
+        try:
+            return roles.acting_as(username, "export")
+        except PermissionDenied as exc:
+            raise CommandError(str(exc))

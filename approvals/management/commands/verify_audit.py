@@ -1,5 +1,6 @@
-"""``python manage.py verify_audit``: exit 0 when the audit hash chain holds; otherwise exit 1
-and name the first event that does not verify (product.md, "Contracts")."""
+"""``python manage.py verify_audit``: exit 0 when the audit hash chain holds, checked against
+every signed checkpoint; otherwise exit 1 and name the first event that does not verify
+(product.md, "Contracts"). Prints the fingerprint of the signing key it checked with."""
 
 from django.core.management.base import BaseCommand
 
@@ -7,13 +8,19 @@ from approvals import audit
 
 
 class Command(BaseCommand):
-    help = "Verify the audit log's hash chain."
+    help = "Verify the audit log's hash chain against its signed checkpoints, then sign a new checkpoint."
 
     def handle(self, *args, **options):
         audit.seal()  # events committed but not sealed yet are sealed first
         verification = audit.verify_and_record()
+        try:
+            key = f"Signing key {audit.fingerprint(audit.signing_key().public_key())} ({audit.signing_key_path()})."
+        except audit.SigningKeyError as exc:
+            key = str(exc)
         if verification.ok:
             self.stdout.write(verification.message)
+            self.stdout.write(key)
             return
         self.stderr.write(f"AUDIT CHAIN BROKEN: {verification.message}")
+        self.stderr.write(key)
         raise SystemExit(1)

@@ -1,7 +1,8 @@
 """``python manage.py seed_demo``: demo users and demo runs for a first local look.
 
-Creates (once) the users alice and dave (reviewers), bob (engineer), carol (auditor) and erin
-(finance lead), and, when there are no runs yet, queues one run of each emulator scenario: a
+Creates (once) the users alice and dave (reviewers; alice is also an admin), bob (engineer),
+carol (auditor) and erin (finance lead), each in the groups of their roles (``runs.roles``),
+and, when there are no runs yet, queues one run of each emulator scenario: a
 plain answer, the order-support refund that waits for a reviewer, a refund over $1,000 that
 needs two, a background agent run, and a failing interaction. Local use
 only: the passwords are printed.
@@ -14,13 +15,13 @@ from django.core.management.base import BaseCommand
 from approvals import tools
 from approvals.models import AUDITORS_GROUP, REVIEWERS_GROUP
 from approvals.policies import FINANCE_LEADS_GROUP
-from runs import execution
+from runs import execution, roles
 from runs.models import Run
 
 DEMO_PASSWORD = "handoff-demo"
 DEMO_USERS = {
-    "alice": ("Reviewer: decides function calls", [REVIEWERS_GROUP]),
-    "bob": ("Engineer: starts and reads runs", []),
+    "alice": ("Reviewer and admin: decides function calls", [REVIEWERS_GROUP]),
+    "bob": ("Engineer: starts runs, cancels and continues his own", list(roles.ROLE_GROUPS[roles.ENGINEER])),
     "carol": ("Auditor: exports the audit log", [AUDITORS_GROUP]),
     "dave": ("Reviewer: the second pair of eyes", [REVIEWERS_GROUP]),
     "erin": ("Finance lead: decides escalated refunds", [REVIEWERS_GROUP, FINANCE_LEADS_GROUP]),
@@ -40,7 +41,8 @@ class Command(BaseCommand):
                 user.is_staff = username == "alice"
                 user.is_superuser = username == "alice"
                 user.save()
-                user.groups.set([Group.objects.get_or_create(name=g)[0] for g in groups])
+            # Every time, so demo users made before a role's group existed get it too.
+            user.groups.add(*[Group.objects.get_or_create(name=g)[0] for g in groups])
             self.stdout.write(f"  {username:<6} / {DEMO_PASSWORD}   {role}")
 
         if Run.objects.exists():
