@@ -9,9 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
-from django.http import HttpRequest, HttpResponse
-from django.contrib import messages
-from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -136,6 +134,17 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
     return redirect("audit")
 
 
+def _refused_export(form: AuditFilterForm, fmt: str) -> HttpResponse | None:
+    """A 400 naming each invalid filter of a bound ``form``, or the unknown format; ``None``
+    when the export may go ahead."""
+    if form.is_bound and not form.is_valid():
+        problems = " ".join(f"{form[name].label}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponse(f"Invalid filters. {problems}", status=400, content_type="text/plain")
+    if fmt not in ("csv", "jsonl"):
+        return HttpResponse("Unknown format: use csv or jsonl.", status=400, content_type="text/plain")
+    return None
+
+
 @login_required
 @require_safe
 def audit_download(request: HttpRequest) -> HttpResponse:
@@ -143,12 +152,10 @@ def audit_download(request: HttpRequest) -> HttpResponse:
     is audited."""
     _auditor(request, "export")
     form = AuditFilterForm(request.GET or None)
-    if form.is_bound and not form.is_valid():
-        problems = " ".join(f"{form[name].label}: {' '.join(errors)}" for name, errors in form.errors.items())
-        return HttpResponse(f"Invalid filters. {problems}", status=400, content_type="text/plain")
     fmt = request.GET.get("format", "csv")
-    if fmt not in ("csv", "jsonl"):
-        return HttpResponse("Unknown format: use csv or jsonl.", status=400, content_type="text/plain")
+    refused = _refused_export(form, fmt)
+    if refused is not None:
+        return refused
     filters = form.filters() if form.is_bound else {}
     audit.record_export(actor=request.user, fmt=fmt, filters=filters)
     response = StreamingHttpResponse(
@@ -166,9 +173,9 @@ def audit_export_start(request: HttpRequest) -> HttpResponse:
     _auditor(request, "export")
     form = AuditFilterForm(request.POST)
     fmt = request.POST.get("format", "csv")
-    if not form.is_valid() or fmt not in ("csv", "jsonl"):
-        messages.error(request, "The export's filters are not valid.")
-        return redirect("audit")
+    refused = _refused_export(form, fmt)
+    if refused is not None:
+        return refused
     filters = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in form.filters().items()}
     job = AuditExport.objects.create(requested_by=request.user, format=fmt, filters=filters)
     write_audit_export.delay(job.pk)

@@ -141,3 +141,15 @@ def test_the_audit_download_refuses_an_until_date_naming_the_field(client, carol
     assert response.status_code == 400
     assert response.content.decode() == "Invalid filters. Until (inclusive): Give a date before 9999-12-31."
     assert not AuditEvent.objects.filter(verb="audit.exported").exists()
+
+
+def test_a_background_export_refuses_an_until_date_naming_the_field_and_starts_no_job(client, carol):
+    from approvals.models import AuditExport
+
+    client.force_login(carol)
+
+    response = client.post(reverse("audit_export_start"), {"until": "9999-12-31", "format": "csv"})
+
+    assert response.status_code == 400
+    assert response.content.decode() == "Invalid filters. Until (inclusive): Give a date before 9999-12-31."
+    assert not AuditExport.objects.exists()
