@@ -563,7 +563,9 @@ def give_up(interaction_pk: int, exc: BaseException, *, polls: int | None = None
                 raw_body=exc.body,
             )
         else:
-            _fail_run(interaction, f"Polling gave up after retries: {gemini.describe_error(exc)}")
+            # Through _fail_send: in one transaction, under the run's lock, as the event requires.
+            _fail_send(interaction, Interaction.Dispatch.SENT,
+                       f"Polling gave up after retries: {gemini.describe_error(exc)}")
 
 
 def _unknown_outcome(cause: str) -> str:

@@ -43,3 +43,23 @@ def test_a_run_whose_every_poll_lacks_a_status_fails_after_the_configured_number
     assert interaction.poll_count == 3 == len(api.requests_for(method="GET"))
     assert interaction.dispatch == Interaction.Dispatch.SENT and interaction.error == run.error
     assert '"status"' not in interaction.artifacts.get(kind=Artifact.Kind.RAW_RESPONSE).content
+
+
+def test_polls_that_run_out_of_retries_fail_the_run_with_its_event(transactional_db):
+    # transactional_db: outside any transaction, as in the worker, where an event written outside
+    # the change's transaction is refused.
+    import httpx2
+    from google.genai import _interactions as api_errors
+
+    from approvals.models import AuditEvent
+    from tests.factories import make_interaction, make_run
+
+    run = make_run(status=Run.Status.RUNNING, background=True)
+    interaction = make_interaction(run, status=Interaction.Status.IN_PROGRESS, finished_at=None)
+    response = httpx2.Response(503, request=httpx2.Request("GET", "http://api.test/v1/interactions/x"))
+
+    execution.give_up(interaction.pk, api_errors.APIStatusError("Service unavailable", response=response, body=None))
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED and run.error.startswith("Polling gave up after retries")
+    assert AuditEvent.objects.filter(verb="interaction.failed", object_id=str(interaction.pk)).exists()
