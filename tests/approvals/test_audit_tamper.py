@@ -25,6 +25,7 @@ from approvals import audit
 from approvals.models import AuditCheckpoint, AuditEvent, ChainLink, ChainVerification
 from approvals.tasks import checkpoint_audit_chain, verify_audit_chain
 from runs.models import Run
+from tests.approvals.test_audit_chain import verify_command
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,15 +50,6 @@ def as_owner(*statements: tuple[str, list]) -> None:
         for sql, params in statements:
             cursor.execute(sql, params)
         cursor.execute("SET session_replication_role = DEFAULT")
-
-
-def verify_command() -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("verify_audit", stdout=out, stderr=err)
-    except SystemExit as exit:
-        return exit.code, err.getvalue()
-    return 0, out.getvalue()
 
 
 def link_of(event: AuditEvent) -> ChainLink:
