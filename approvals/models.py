@@ -444,7 +444,7 @@ class Approval(models.Model):
         every decision passes; ``None`` when it is no longer pending. Locks the run, the
         interaction and then the approval (the lock order, see the module docstring). Call
         inside a transaction."""
-        interaction = execution.lock_interaction(self.interaction_id)
+        interaction = execution.lock_interaction(self.interaction_id, run_pk=self.run_id)
         approval = Approval.objects.select_for_update(of=("self",)).get(pk=self.pk)
         approval.interaction, approval.run = interaction, interaction.run
         if kind == "reject":
@@ -473,7 +473,7 @@ class Approval(models.Model):
 
         now = now or timezone.now()
         with transaction.atomic():
-            interaction = execution.lock_interaction(self.interaction_id)
+            interaction = execution.lock_interaction(self.interaction_id, run_pk=self.run_id)
             approval = Approval.objects.select_for_update(of=("self",)).get(pk=self.pk)
             approval.interaction, approval.run = interaction, interaction.run
             if not approval.is_pending or approval.deadline_at is None or approval.deadline_at > now:
@@ -655,7 +655,7 @@ class Approval(models.Model):
         this call settled it.
         """
         with transaction.atomic():
-            interaction = execution.lock_interaction(self.interaction_id)
+            interaction = execution.lock_interaction(self.interaction_id, run_pk=self.run_id)
             settled = Approval.objects.filter(pk=self.pk, settled_at__isnull=True).update(
                 result=result, result_is_error=is_error, settled_at=timezone.now()
             )

@@ -49,12 +49,6 @@ def _group_names(user) -> frozenset[str]:
     return frozenset(user.groups.values_list("name", flat=True))
 
 
-def _may_decide_any(user) -> bool:
-    """The coarse check (``runs.roles``: the reviewer role, which the reviewers and finance-leads
-    groups give); which calls a person decides is each call's approver group."""
-    return roles.may(user, "decide")
-
-
 def _check_may_decide(user, approval: Approval) -> None:
     if approval.approver_group not in _group_names(user):
         raise PermissionDenied(f"Only members of the {approval.approver_group} group may decide this call.")
@@ -241,7 +235,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "filters": filters,
         "query": _query_string(filters, state=state if state != "pending" else ""),
         "filter_query": _query_string(filters),
-        "can_decide": _may_decide_any(request.user),
+        "can_decide": roles.may(request.user, "decide"),
         "tool_names": sorted(tools.registry),
     }
     template = "approvals/queue.html"

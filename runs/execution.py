@@ -98,10 +98,12 @@ def lock_run(run_pk: int) -> Run:
     return Run.objects.select_for_update(of=("self",)).get(pk=run_pk)
 
 
-def lock_interaction(interaction_pk: int) -> Interaction:
+def lock_interaction(interaction_pk: int, *, run_pk: int | None = None) -> Interaction:
     """The interaction ``interaction_pk`` with its run, both locked in the lock order (run,
-    then interaction); ``interaction.run`` is the locked run. Call inside a transaction."""
-    run_pk = Interaction.objects.values_list("run_id", flat=True).get(pk=interaction_pk)
+    then interaction); ``interaction.run`` is the locked run. ``run_pk``, when the caller knows
+    it, saves the query that looks it up. Call inside a transaction."""
+    if run_pk is None:
+        run_pk = Interaction.objects.values_list("run_id", flat=True).get(pk=interaction_pk)
     run = lock_run(run_pk)
     interaction = Interaction.objects.select_for_update(of=("self",)).get(pk=interaction_pk)
     interaction.run = run
@@ -597,7 +599,7 @@ def _check_claimed_send(interaction_pk: int, now) -> None:
 
 @transaction.atomic
 def _fail_send(interaction: Interaction, dispatch: str, message: str, raw_body: str | None = None) -> None:
-    interaction = lock_interaction(interaction.pk)
+    interaction = lock_interaction(interaction.pk, run_pk=interaction.run_id)
     interaction.dispatch = dispatch
     interaction.error = message
     interaction.finished_at = timezone.now()
@@ -713,7 +715,7 @@ def record(interaction: Interaction, response: gemini.Response) -> None:
     """Store what the API answered for ``interaction``: id, status, new steps, usage, output
     text and artifacts; then move the run on. A stable interaction is recorded once: a later
     call for it (a duplicate poll) changes nothing."""
-    interaction = lock_interaction(interaction.pk)
+    interaction = lock_interaction(interaction.pk, run_pk=interaction.run_id)
     if interaction.is_stable:
         return
     status = response.status

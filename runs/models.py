@@ -7,7 +7,9 @@ Names follow the API (google-genai 3.3.0, ``google.genai.interactions``): an *in
 
 from __future__ import annotations
 
+import operator
 import re
+from functools import reduce
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
@@ -52,15 +54,8 @@ def _text_search(text: str) -> Q | None:
             continue
         found = Q(input_text__icontains=term) | Q(output_text__icontains=term)
         alternatives[-1].append(~found if negated else found)
-    condition = None
-    for terms in alternatives:
-        if not terms:
-            continue
-        both = terms[0]
-        for term in terms[1:]:
-            both &= term
-        condition = both if condition is None else condition | both
-    return condition
+    either = [reduce(operator.and_, terms) for terms in alternatives if terms]
+    return reduce(operator.or_, either) if either else None
 
 
 class RunQuerySet(models.QuerySet):
@@ -232,7 +227,7 @@ class Interaction(models.Model):
     # Who asked for this interaction with input of their own (started the run, continued it,
     # tracked it); ``None`` for a follow-up that only carries function results. Everyone who asked
     # for an interaction of a run up to a function call is one of that call's requesters
-    # (``Approval.requesters``): four-eyes policies keep them from approving it.
+    # (``Approval.is_requester``): four-eyes policies keep them from approving it.
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
     )
