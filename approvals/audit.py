@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -27,7 +27,7 @@ from django.db import models, transaction
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from approvals.models import AuditCheckpoint, AuditEvent, ChainLink, ChainVerification
+from approvals.models import AuditCheckpoint, AuditEvent, ChainLink, ChainVerification, UnsealedEvent
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -88,28 +88,49 @@ def _seal_after_commit() -> None:
 
 
 def seal(batch: int = 5000) -> int:
-    """Append chain links for every event not sealed yet, in id order. One sealer at a time
-    (advisory lock on PostgreSQL; SQLite serializes writers itself). Runs after each transaction
-    that wrote events, and periodically (Celery beat) for events whose process died before it
-    could. Returns how many events it sealed."""
+    """Append chain links for every event not sealed yet (``UnsealedEvent``), in event id order,
+    and take them off that backlog in the same transaction. One sealer at a time (advisory lock
+    on PostgreSQL; SQLite serializes writers itself). Runs after each transaction that wrote
+    events, and periodically (Celery beat) for events whose process died before it could. Reads
+    the chain's last link and the backlog only, so its cost follows the backlog, not the log's
+    size. Returns how many events it sealed."""
     sealed = 0
     while True:
         with transaction.atomic():
             if transaction.get_connection().vendor == "postgresql":
                 with transaction.get_connection().cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK])
+            queued = list(UnsealedEvent.objects.order_by("event_id").values_list("event_id", flat=True)[:batch])
+            if not queued:
+                return sealed
             last = ChainLink.objects.order_by("-position").only("position", "hash").first()
             prev, position = (last.hash, last.position) if last else (GENESIS, 0)
+            # A backlog row for an event that already has its link (put there by hand) or whose
+            # event is gone is dropped: neither may stop the chain from growing.
+            events = (AuditEvent.objects.filter(id__in=queued)
+                      .filter(~models.Exists(ChainLink.objects.filter(event_id=models.OuterRef("id")))).order_by("id"))
             links = []
-            for event in AuditEvent.objects.filter(link__isnull=True).order_by("id")[:batch]:
+            for event in events:
                 digest = event_hash(prev, event)
                 position += 1
                 links.append(ChainLink(position=position, event=event, prev_hash=prev, hash=digest))
                 prev = digest
             ChainLink.objects.bulk_create(links)
+            UnsealedEvent.objects.filter(event_id__in=queued).delete()
         sealed += len(links)
-        if len(links) < batch:
+        if len(queued) < batch:
             return sealed
+
+
+def seal_lag() -> tuple[int, float]:
+    """The chain's backlog: how many events wait to be sealed, and the age in seconds of the
+    oldest of them (0.0 when none waits). Reads the backlog only."""
+    count = UnsealedEvent.objects.count()
+    if not count:
+        return 0, 0.0
+    oldest = (AuditEvent.objects.filter(id__in=UnsealedEvent.objects.values("event_id"))
+              .aggregate(oldest=models.Min("created_at"))["oldest"])
+    return count, max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
 
 
 # --- Signing key -----------------------------------------------------------------------------
@@ -340,11 +361,15 @@ class _Walked:
     event_id: int | None
 
 
-def _walk(*, start_position: int, start_hash: str, anchors: list[_Anchor], chunk: int) -> _Walked:
+def _walk(
+    *, start_position: int, start_hash: str, anchors: list[_Anchor], chunk: int,
+    progress: Callable[[int], None] | None = None,
+) -> _Walked:
     """Check every link after ``start_position`` (whose hash is ``start_hash``): positions follow
     one another, each link starts from the previous hash, its event still exists and hashes to
     it, and every anchor (sorted by position) names a link that still has the anchor's hash.
-    Reads ``chunk`` links at a time. Stops at the first problem."""
+    Reads ``chunk`` links at a time and calls ``progress`` with the links checked so far after
+    each chunk. Stops at the first problem."""
     prev, expected, checked = start_hash, start_position + 1, 0
     last_position, last_event = start_position, None
     pending = deque(anchor for anchor in anchors if anchor.position > start_position)
@@ -387,6 +412,8 @@ def _walk(*, start_position: int, start_hash: str, anchors: list[_Anchor], chunk
                 unconfirmed_from = None
             prev, expected, checked = digest, expected + 1, checked + 1
             last_position, last_event = position, event_id
+        if progress is not None:
+            progress(checked)
     if pending:
         anchor = max(pending, key=lambda a: a.position)
         end = f"ends at link #{last_position} (event {last_event})" if last_position else "is empty"
@@ -396,13 +423,16 @@ def _walk(*, start_position: int, start_hash: str, anchors: list[_Anchor], chunk
     return _Walked(None, checked, last_position, prev, last_event)
 
 
-def verify(*, chunk: int = 5000, grace: timedelta = timedelta(minutes=5)) -> Verification:
+def verify(
+    *, chunk: int = 5000, grace: timedelta = timedelta(minutes=5), progress: Callable[[int], None] | None = None,
+) -> Verification:
     """Walk the chain from its first link and check each (see ``_walk``) against every signed
     checkpoint; then the checkpoints themselves: numbers without gaps, each signed by this
     installation's key (``HANDOFF_AUDIT_SIGNING_KEY_FILE``) over its predecessor's signature,
     none covering fewer links than the one before, and the newest checkpoint of the checkpoint
     log present in the database. Events older than ``grace`` with no link mean a link was
-    removed. Reads in chunks (memory grows with the number of checkpoints only). Returns the
+    removed. Reads in chunks (memory grows with the number of checkpoints only), calling
+    ``progress`` with the links checked so far after each. Returns the
     first problem found, naming the event; a problem with the chain comes before one with the
     checkpoints. What this catches and what it cannot: the comment above ``LOG_TAIL``."""
     try:
@@ -444,7 +474,7 @@ def verify(*, chunk: int = 5000, grace: timedelta = timedelta(minutes=5)) -> Ver
         # Deleted from the database, still signed in the log: the chain must still reach it.
         anchors.append(_Anchor.of(logged))
     anchors.sort(key=lambda a: (a.position, a.number))
-    walked = _walk(start_position=0, start_hash=GENESIS, anchors=anchors, chunk=chunk)
+    walked = _walk(start_position=0, start_hash=GENESIS, anchors=anchors, chunk=chunk, progress=progress)
     if walked.problem is not None:
         walked.problem.key_fingerprint = key_fingerprint
         return walked.problem
@@ -518,13 +548,23 @@ def checkpoint(*, only_if_moved: bool = False) -> AuditCheckpoint | None:
 
 def verify_and_record(*, requested_by: str = "", verification: ChainVerification | None = None) -> ChainVerification:
     """``verify()`` and keep the result for the audit page (in ``verification`` when the page
-    created it beforehand); an audited event too. When the chain holds, a checkpoint is signed
-    over it, covering that event; when none can be, the message says why."""
+    created it beforehand); an audited event too. While the walk runs, the verification shows
+    its progress (``links_checked`` of ``links_total``, the chain's length when it started).
+    When the chain holds, a checkpoint is signed over it, covering that event; when none can
+    be, the message says why."""
     started = time.monotonic()
-    result = verify()
+    if verification is None:
+        verification = ChainVerification.objects.create(ok=None, message="Verifying…", requested_by=requested_by)
+    total = ChainLink.objects.order_by("-position").values_list("position", flat=True).first() or 0
+    ChainVerification.objects.filter(pk=verification.pk).update(links_total=total, links_checked=0)
+
+    def progress(checked: int) -> None:
+        ChainVerification.objects.filter(pk=verification.pk).update(links_checked=checked)
+
+    result = verify(progress=progress)
     with transaction.atomic():
-        verification = verification or ChainVerification(requested_by=requested_by)
         verification.ok, verification.links_checked = result.ok, result.links_checked
+        verification.links_total = max(total, result.links_checked)
         verification.first_bad_event_id, verification.message = result.first_bad_event_id, result.message
         verification.duration_ms = int((time.monotonic() - started) * 1000)
         verification.verified_at = timezone.now()

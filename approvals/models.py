@@ -847,6 +847,7 @@ class AuditEvent(models.Model):
             # An event must commit or roll back with the change it records.
             raise RuntimeError("Write audit events inside the transaction of the change.")
         super().save(*args, **kwargs)
+        UnsealedEvent.objects.create(event_id=self.pk)
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only.")
@@ -875,6 +876,21 @@ class ChainLink(models.Model):
         return f"#{self.position} {self.hash[:12]}"
 
 
+class UnsealedEvent(models.Model):
+    """An audit event written but not yet sealed into the chain: one row per event, inserted in
+    the event's own transaction (``AuditEvent.save``) and deleted by the sealer in the
+    transaction that appends its link. The table holds only the chain's backlog, so sealing
+    reads what is new at a cost that does not grow with the log. A row deleted by someone else
+    leaves its event without a link, which ``verify`` reports once the grace period is over."""
+
+    event = models.OneToOneField(
+        AuditEvent, primary_key=True, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} (unsealed)"
+
+
 class ChainVerification(models.Model):
     """One run of ``verify_audit`` (or the audit page's Verify button) and what it found."""
 
@@ -882,6 +898,8 @@ class ChainVerification(models.Model):
     # None while a verification asked for on the audit page is still running.
     ok = models.BooleanField(null=True)
     links_checked = models.PositiveBigIntegerField(default=0)
+    # The chain's length when the walk started, for the progress of a running verification.
+    links_total = models.PositiveBigIntegerField(default=0)
     first_bad_event_id = models.BigIntegerField(null=True, blank=True)
     message = models.TextField()
     duration_ms = models.PositiveIntegerField(default=0)

@@ -113,7 +113,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         "verification": verification,
         "verifying": verification is not None and verification.ok is None,
-        "unsealed": audit.AuditEvent.objects.filter(link__isnull=True).count(),
+        "unsealed": audit.seal_lag()[0],
         "exports": AuditExport.objects.filter(requested_by=request.user)[:5],
     }
     template = "dashboard/audit.html"

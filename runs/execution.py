@@ -743,13 +743,15 @@ def record(interaction: Interaction, response: gemini.Response) -> None:
     Step.objects.bulk_create(
         step_row(interaction, i, data) for i, data in enumerate(steps) if i >= known
     )
+    artifacts = []
     if settings.CAPTURE_RAW_PAYLOADS:
-        _save_artifact(interaction, Artifact.Kind.RAW_RESPONSE, response.body)
+        artifacts.append(_artifact(interaction, Artifact.Kind.RAW_RESPONSE, response.body))
     if stable:
         if interaction.output_text:
-            _save_artifact(interaction, Artifact.Kind.OUTPUT_TEXT, interaction.output_text, media_type="text/plain")
+            artifacts.append(_artifact(interaction, Artifact.Kind.OUTPUT_TEXT, interaction.output_text, "text/plain"))
         if interaction.usage:
-            _save_artifact(interaction, Artifact.Kind.USAGE, json.dumps(interaction.usage, indent=2))
+            artifacts.append(_artifact(interaction, Artifact.Kind.USAGE, json.dumps(interaction.usage, indent=2)))
+    _save_artifacts(artifacts)
 
     run = interaction.run
     hooks.record_event(
@@ -781,7 +783,7 @@ def _function_results(request: dict[str, Any]) -> list[dict[str, Any]]:
 def _advance_run(run: Run, interaction: Interaction, delay: float | None, continuation_token: str | None) -> None:
     status = interaction.status
     S = Interaction.Status
-    run.refresh_from_db(fields=["status"])
+    # ``run`` is the row ``record`` locked: its status is current.
     if run.status == Run.Status.CANCELLED:
         return  # recorded for the timeline, but nothing more is asked of the API
     if status in (S.QUEUED, S.IN_PROGRESS):
@@ -800,9 +802,7 @@ def _advance_run(run: Run, interaction: Interaction, delay: float | None, contin
             return
         _set_run_status(run, hooks.handle_requires_action(interaction))
     elif status == S.COMPLETED:
-        run.output_text = interaction.output_text
-        run.save(update_fields=["output_text"])
-        _set_run_status(run, Run.Status.COMPLETED)
+        _set_run_status(run, Run.Status.COMPLETED, output_text=interaction.output_text)
     elif status == S.CANCELLED:
         _set_run_status(run, Run.Status.CANCELLED)
     else:
@@ -810,16 +810,17 @@ def _advance_run(run: Run, interaction: Interaction, delay: float | None, contin
         _fail_run(interaction, f"The interaction ended {status}" + (f" ({messages})" if messages else "."))
 
 
-def _set_run_status(run: Run, status: str) -> bool:
+def _set_run_status(run: Run, status: str, **also: Any) -> bool:
     """Move ``run`` to ``status`` with one conditional UPDATE (``WHERE status = <the status
-    read>``), and record the change when it won. A final run stays final. Returns whether this
-    call changed the status: ``False`` when it already was ``status``, is final, or another
-    transaction changed it first (a cancel racing a decision's follow-up, say)."""
+    read>``), which also sets the fields in ``also`` (the output text of a completed run), and
+    record the change when it won. A final run stays final. Returns whether this call changed
+    the status: ``False`` when it already was ``status``, is final, or another transaction
+    changed it first (a cancel racing a decision's follow-up, say)."""
     run.refresh_from_db(fields=["status"])
     before = run.status
     if before == status or before in Run.FINAL_STATUSES:
         return False
-    changes: dict[str, Any] = {"status": status}
+    changes: dict[str, Any] = {"status": status, **also}
     if status in Run.FINAL_STATUSES:
         changes["finished_at"] = timezone.now()
         changes["duration_ms"] = int((changes["finished_at"] - run.created_at).total_seconds() * 1000)
@@ -843,8 +844,20 @@ def _save_manifest(interaction: Interaction) -> None:
             _save_artifact(interaction, Artifact.Kind.RAW_REQUEST, json.dumps(interaction.request))
 
 
+def _artifact(interaction: Interaction, kind: str, content: str, media_type: str = "application/json") -> Artifact:
+    return Artifact(interaction=interaction, kind=kind, content=content, media_type=media_type,
+                    size_bytes=len(content.encode()))
+
+
+def _save_artifacts(artifacts: list[Artifact]) -> None:
+    """Store ``artifacts``, each replacing the interaction's artifact of its kind: one upsert
+    (``INSERT … ON CONFLICT (interaction, kind) DO UPDATE``) for all of them."""
+    if artifacts:
+        Artifact.objects.bulk_create(
+            artifacts, update_conflicts=True, unique_fields=["interaction", "kind"],
+            update_fields=["content", "media_type", "size_bytes"],
+        )
+
+
 def _save_artifact(interaction: Interaction, kind: str, content: str, media_type: str = "application/json") -> None:
-    Artifact.objects.update_or_create(
-        interaction=interaction, kind=kind,
-        defaults={"content": content, "media_type": media_type},
-    )
+    _save_artifacts([_artifact(interaction, kind, content, media_type)])
