@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.policies import REVIEWERS_GROUP
+from dashboard import metrics  # a leaf module: it imports nothing of Handoff's
 from runs import execution, roles
 from runs.models import Interaction, Run
 
@@ -352,6 +353,7 @@ class Approval(models.Model):
                 approval.status = self.Status.APPROVED
                 approval.decided_by, approval.decided_at = by, timezone.now()
                 approval.claimed_by = approval.claimed_until = None
+                metrics.decided(approval, "approved")  # decision latency, counted on commit
             approval.save()
             if done and result is not None:
                 approval.settle(result, is_error=False)
@@ -381,6 +383,7 @@ class Approval(models.Model):
             approval.status = self.Status.REJECTED
             approval.decided_by, approval.decided_at, approval.reason = by, timezone.now(), reason
             approval.claimed_by = approval.claimed_until = None
+            metrics.decided(approval, "rejected")  # decision latency, counted on commit
             approval.save()
             audit.record(
                 actor=by, verb="approval.rejected", obj=approval, run=approval.run,

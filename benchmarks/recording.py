@@ -75,6 +75,11 @@ def prepare(events: int, keep: bool) -> None:
 
     url = database_url(events)
     name = url.rsplit("/", 1)[1]
+    env = dict(os.environ, DATABASE_URL=url, DJANGO_SECRET_KEY="benchmark-only", DJANGO_SETTINGS_MODULE="dashboard.settings")
+
+    def migrate():
+        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--no-input", "-v", "0"], env=env, check=True)
+
     with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if exists and keep:
@@ -84,12 +89,12 @@ def prepare(events: int, keep: bool) -> None:
                 except psycopg.Error:
                     held = -1
             if held == events:
+                migrate()  # the code may have gained migrations since
                 print(f"  {events:>12,} events: database kept from an earlier invocation", flush=True)
                 return
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    env = dict(os.environ, DATABASE_URL=url, DJANGO_SECRET_KEY="benchmark-only", DJANGO_SETTINGS_MODULE="dashboard.settings")
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--no-input", "-v", "0"], env=env, check=True)
+    migrate()
     started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as db:
         for first in range(1, events + 1, SEED_BATCH):
@@ -148,7 +153,8 @@ def child(repeat: int, round_number: int) -> None:
         cursor.execute("CREATE TEMP TABLE floor_steps (id bigserial PRIMARY KEY, position int, data jsonb)")
     record_ms, floor_ms = [], []
     for i, body in enumerate(bodies):
-        run = Run.objects.create(model="gemini-3.5-flash", input="Who won Euro 2024?", input_text="Who won Euro 2024?")
+        run = Run.objects.create(model="gemini-3.5-flash", input="Who won Euro 2024?", input_text="Who won Euro 2024?",
+                                 interaction_count=1)
         interaction = Interaction.objects.create(run=run, sequence=1, request={"model": run.model, "input": run.input},
                                                  dispatch=Interaction.Dispatch.SENDING)
         started = time.perf_counter()

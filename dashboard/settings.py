@@ -5,6 +5,7 @@ defaults: a SQLite file and a filesystem Celery broker in ``data/`` (no server n
 """
 
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,6 +47,8 @@ if env_bool("HANDOFF_PROXY_SSL_HEADER"):
     # Only behind a proxy that sets X-Forwarded-Proto itself and drops the client's: otherwise a
     # client could claim HTTPS.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Probes and scrapers reach the processes directly, over plain HTTP: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # Origins (scheme://host[:port], comma-separated) allowed to POST when the browser's Origin is not
 # the host Django sees, e.g. a proxy that rewrites Host.
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("HANDOFF_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
@@ -85,6 +88,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files are answered here, before sessions, CSRF or sign-in run (WhiteNoise's place).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -147,6 +152,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # above a plan cost of 100,000) spent 6-20 ms compiling a run-list search that then ran in
     # under 1 ms.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+    # Seconds to wait for a connection (libpq waits for ever by default), so a database that is
+    # unreachable fails a request, and /readyz, instead of hanging it. A URL's own wins.
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", int(os.environ.get("HANDOFF_DB_CONNECT_TIMEOUT", "5")))
 
 if os.environ.get("HANDOFF_TEST_DATABASE_NAME"):
     # One test database per test session, so two sessions on one server never clobber each other.
@@ -182,15 +190,45 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "static"
+# Where collectstatic puts the files WhiteNoise serves (the web server reads them at start-up).
+STATIC_ROOT = Path(os.environ.get("HANDOFF_STATIC_ROOT", DATA_DIR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns at start-up about a missing one
+# With DEBUG off and collectstatic run (``make serve`` runs it), templates link hashed names
+# (``handoff.3f2a….css``) from collectstatic's manifest, and WhiteNoise serves them gzip- and
+# Brotli-compressed with a year's caching, so a browser fetches each file once per version.
+# Without a manifest (the test suite, which runs with DEBUG off; `manage.py check`; a first start
+# before collectstatic) the manifest storage would fail every page that links a static file
+# ("Missing staticfiles manifest entry"), so templates link the plain names and WhiteNoise serves
+# them from the source folders through the finders, cached for a minute. `manage.py
+# collectstatic` always uses the manifest storage, so it writes the manifest.
+STATIC_MANIFEST = STATIC_ROOT / "staticfiles.json"
+_collecting_static = sys.argv[1:2] == ["collectstatic"]
+STATIC_HASHED = not DEBUG and (_collecting_static or STATIC_MANIFEST.exists())
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_HASHED else "django.contrib.staticfiles.storage.StaticFilesStorage",
+    },
+}
+WHITENOISE_USE_FINDERS = not STATIC_HASHED
 
+# HANDOFF_LOG_FORMAT=json: one JSON object per line (dashboard/logs.py), with the request's id
+# while a request is served; the Celery worker's and gunicorn's own lines too (dashboard/celery.py,
+# dashboard/gunicorn.conf.py). Lines go to standard error either way.
+LOG_JSON = os.environ.get("HANDOFF_LOG_FORMAT", "").strip().lower() == "json"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "dashboard.logs.Formatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", **({"formatter": "json"} if LOG_JSON else {})}},
+    **({"root": {"handlers": ["console"], "level": "INFO"}} if LOG_JSON else {}),
     "loggers": {
-        "runs": {"handlers": ["console"], "level": "INFO"},
-        "approvals": {"handlers": ["console"], "level": "INFO"},
+        # Not propagated: with a handler on the root logger too (JSON lines, or a Celery worker's
+        # own) each line would be written twice.
+        "runs": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "approvals": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "dashboard": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Django logs every 500 here with its traceback (exc_info); its default configuration sends
         # them to ADMINS by email only, or to the console only with DEBUG on, so they were lost.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
@@ -237,6 +275,15 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Seconds a prefork worker process keeps its database connection from one task to the next (it
+# runs one task at a time, so one connection per process), checked before reuse like a web
+# request's (dashboard/celery.py). Celery's Django fixup otherwise closes and reopens it around
+# every task: under 50 reviewers that connect was a fifth of the worker's time and the backlog
+# grew (benchmarks/approval_desk.py). 0 closes it after each task.
+WORKER_CONN_MAX_AGE = float(os.environ.get("HANDOFF_WORKER_CONN_MAX_AGE", "60"))
+# The fixup's own reuse count (tasks per forced reconnect): high, as dashboard/celery.py closes
+# connections by their age and health instead.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BEAT_SCHEDULE = {
     "enforce-approval-deadlines": {
         "task": "approvals.tasks.enforce_deadlines",
@@ -291,6 +338,13 @@ GEMINI_PRICES = {
     "gemini-2.5-flash": {"input": "0.30", "output": "2.50", "cached_input": "0.03"},
     "gemini-2.5-pro": {"input": "1.25", "output": "10.00", "cached_input": "0.125"},
 }
+
+# --- Health and metrics -----------------------------------------------------------------------
+# Seconds /readyz waits for the database and the broker each, so a probe answers in bounded time.
+HANDOFF_READY_TIMEOUT = float(os.environ.get("HANDOFF_READY_TIMEOUT", "2"))
+# /metrics: open like most exporters when unset (keep it off the public side at the proxy);
+# when set, a scrape must send ``Authorization: Bearer <token>``.
+HANDOFF_METRICS_TOKEN = os.environ.get("HANDOFF_METRICS_TOKEN", "")
 
 # --- Audit signing ----------------------------------------------------------------------------
 # The Ed25519 key that signs audit checkpoints and evidence bundles (PEM, PKCS#8). It lives outside

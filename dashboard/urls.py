@@ -19,4 +19,7 @@ urlpatterns = [
     path("runs/", include("runs.urls")),
     path("approvals/", include("approvals.urls")),
     path("admin/", admin.site.urls),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
 ]

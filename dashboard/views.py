@@ -3,13 +3,15 @@ both runs and approvals)."""
 
 from __future__ import annotations
 
+import hmac
 import io
+import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.db.models import Count, Q, Sum
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -24,6 +26,8 @@ from runs.forms import TrackForm
 from runs.models import Run
 
 RECENT_FAILURES = 5
+
+log = logging.getLogger(__name__)
 
 
 @login_required
@@ -232,3 +236,86 @@ def sign_in_locked(request: HttpRequest, original_response: HttpResponse | None 
     }, status=429)
     response["Retry-After"] = str(int(cool_off.total_seconds()))
     return response
+
+
+# --- Health and metrics ------------------------------------------------------------------------
+# For load balancers, orchestrators and Prometheus: no sign-in (``login_not_required`` keeps them
+# open should a sign-in middleware be added), no session, no CSRF token, no template.
+
+
+@login_not_required
+@require_safe
+def healthz(request: HttpRequest) -> HttpResponse:
+    """200 while the process serves requests; touches nothing else (no database), so a
+    database outage does not get healthy web processes restarted."""
+    return JsonResponse({"status": "ok"})
+
+
+# What failed goes to the log in full; the answer, open to anyone, names the check only (a
+# database error carries the host and user).
+
+
+def _database_ready() -> str:
+    """``""`` when the database answers and every migration is applied, else what is wrong."""
+    from django.db import DatabaseError, connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        executor = MigrationExecutor(connection)
+        unapplied = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError:
+        log.warning("Not ready: the database is unreachable.", exc_info=True)
+        return "unreachable"
+    if unapplied:
+        names = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _ in unapplied)
+        log.warning("Not ready: %d unapplied migration(s): %s", len(unapplied), names)
+        return f"{len(unapplied)} unapplied migration(s)"
+    return ""
+
+
+def _broker_ready() -> str:
+    """``""`` when the Celery broker accepts a connection within ``HANDOFF_READY_TIMEOUT``."""
+    from kombu import Connection
+
+    timeout = settings.HANDOFF_READY_TIMEOUT
+    options = {**getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}), "socket_timeout": timeout}
+    try:
+        with Connection(settings.CELERY_BROKER_URL, connect_timeout=timeout, transport_options=options) as broker:
+            broker.ensure_connection(max_retries=0, timeout=timeout)
+    except Exception:  # kombu raises the transport's own errors as well as its own
+        log.warning("Not ready: the broker is unreachable.", exc_info=True)
+        return "unreachable"
+    return ""
+
+
+@login_not_required
+@require_safe
+def readyz(request: HttpRequest) -> HttpResponse:
+    """200 when this process can do its work: the database answers, no migration is unapplied
+    and the broker accepts a connection; else 503. The body names each check, ``"ok"`` or what
+    failed: ``{"status": "ok", "checks": {"database": "ok", "broker": "ok"}}``. Each check waits
+    ``HANDOFF_READY_TIMEOUT`` seconds at most."""
+    checks = {"database": _database_ready() or "ok", "broker": _broker_ready() or "ok"}
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+@login_not_required
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics (``dashboard.metrics``) in the text exposition format. Open unless
+    ``HANDOFF_METRICS_TOKEN`` is set; then 401 without ``Authorization: Bearer <that token>``."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from dashboard import metrics as exported
+
+    token = settings.HANDOFF_METRICS_TOKEN
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            response = HttpResponse("A bearer token is required.", status=401, content_type="text/plain")
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return HttpResponse(exported.exposition(), content_type=CONTENT_TYPE_LATEST)

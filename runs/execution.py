@@ -29,6 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 from google.genai import _interactions as api_errors
 
+from dashboard import metrics  # imports nothing of Handoff's: no cycle
 from runs import gemini
 from runs.models import Artifact, Interaction, Run, Step
 
@@ -197,6 +198,7 @@ def create_run(
         model=model, agent=agent, **_described(input, tools),
         background=background, system_instruction=system_instruction,
         generation_config=generation_config, created_by=created_by, source_run=source_run,
+        interaction_count=1, step_count=0,
     )
     interaction = Interaction.objects.create(
         run=run, sequence=0, request=build_request(run, input=input), requested_by=created_by
@@ -220,7 +222,7 @@ def continue_with(previous: Interaction, **body: Any) -> Interaction | None:
     transaction that holds the locks of ``previous`` and its run (``lock_interaction``).
     """
     run = previous.run
-    run.refresh_from_db(fields=["status"])
+    run.refresh_from_db(fields=["status", "step_count"])
     if not run.is_active or run.interactions.filter(sequence=previous.sequence + 1).exists():
         return None
     follow_up = Interaction.objects.create(
@@ -228,7 +230,9 @@ def continue_with(previous: Interaction, **body: Any) -> Interaction | None:
         sequence=previous.sequence + 1,
         previous_interaction_id=previous.interaction_id,
         request=build_request(run, previous_interaction_id=previous.interaction_id, **body),
+        first_step=run.step_count,
     )
+    _count_interaction(run)
     _set_run_status(run, Run.Status.RUNNING)
     _queue_send(follow_up)
     return follow_up
@@ -316,13 +320,15 @@ def continue_run(run_pk: int, *, text: str, by) -> Interaction:
     run.input_text = f"{run.input_text}\n{text}".strip()
     # A conditional update, like every status change: it wins only over the status it read.
     if not Run.objects.filter(pk=run.pk, status=Run.Status.COMPLETED).update(
-        status=Run.Status.RUNNING, finished_at=None, duration_ms=None, input_text=run.input_text
+        status=Run.Status.RUNNING, finished_at=None, duration_ms=None, input_text=run.input_text,
+        interaction_count=F("interaction_count") + 1,
     ):
         raise CannotDoThat("Only a completed run can be continued.")
     run.status, run.finished_at, run.duration_ms = Run.Status.RUNNING, None, None
     follow_up = Interaction.objects.create(
         run=run, sequence=last.sequence + 1, previous_interaction_id=last.interaction_id,
         request=build_request(run, input=text, previous_interaction_id=last.interaction_id), requested_by=by,
+        first_step=run.step_count,
     )
     hooks.record_event(
         actor=by, verb="run.continued", obj=run, run=run,
@@ -376,6 +382,7 @@ def track_interaction(interaction_id: str, *, by) -> Run:
             model=model, agent=agent, **_described(input, tools),
             background=bool(payload.get("background")) or response.status in ("queued", "in_progress"),
             system_instruction=str(payload.get("system_instruction") or ""), created_by=by,
+            interaction_count=1, step_count=0,
         )
         interaction = Interaction.objects.create(
             run=run, sequence=0, interaction_id=interaction_id, dispatch=Interaction.Dispatch.SENDING,
@@ -710,18 +717,29 @@ def steps_from_legacy_outputs(outputs: list[Any]) -> list[dict[str, Any]]:
     return steps
 
 
-@transaction.atomic
 def record(interaction: Interaction, response: gemini.Response) -> None:
     """Store what the API answered for ``interaction``: id, status, new steps, usage, output
     text and artifacts; then move the run on. A stable interaction is recorded once: a later
-    call for it (a duplicate poll) changes nothing."""
+    call for it (a duplicate poll) changes nothing. Timed, commit and seal included, in
+    ``handoff_recording_seconds`` (``dashboard.metrics``)."""
+    with metrics.recording():
+        _record(interaction, response)
+
+
+@transaction.atomic
+def _record(interaction: Interaction, response: gemini.Response) -> None:
     interaction = lock_interaction(interaction.pk, run_pk=interaction.run_id)
     if interaction.is_stable:
         return
     status = response.status
     now = timezone.now()
     steps = step_dicts(response)
+    usage_before = interaction.usage
+    recorded_before = interaction.dispatch == Interaction.Dispatch.SENT
+    known = interaction.step_count
+    added = max(len(steps) - known, 0)
 
+    interaction.step_count = known + added
     interaction.interaction_id = response.id or interaction.interaction_id
     interaction.dispatch = Interaction.Dispatch.SENT
     interaction.status = status
@@ -739,10 +757,8 @@ def record(interaction: Interaction, response: gemini.Response) -> None:
         interaction.next_poll_at = now + timedelta(seconds=delay)
     interaction.save()
 
-    known = interaction.steps.count()
-    Step.objects.bulk_create(
-        step_row(interaction, i, data) for i, data in enumerate(steps) if i >= known
-    )
+    if added:
+        Step.objects.bulk_create(step_row(interaction, i, data) for i, data in enumerate(steps) if i >= known)
     artifacts = []
     if settings.CAPTURE_RAW_PAYLOADS:
         artifacts.append(_artifact(interaction, Artifact.Kind.RAW_RESPONSE, response.body))
@@ -767,10 +783,60 @@ def record(interaction: Interaction, response: gemini.Response) -> None:
                    "previous_interaction_id": interaction.previous_interaction_id,
                    "interaction_id": interaction.interaction_id},
         )
-    if stable and interaction.usage:
-        Run.objects.filter(pk=run.pk).update(total_tokens=F("total_tokens") + (interaction.usage.get("total_tokens") or 0))
+    _count_recorded(interaction, added, usage_before, recorded_before=recorded_before)
     _advance_run(run, interaction, delay=None if stable else delay,
                  continuation_token=response.continuation_token)
+
+
+# The usage fields the run page sums (gemini-interactions.md §4), in Run.usage.
+USAGE_FIELDS = ("total_input_tokens", "total_output_tokens", "total_thought_tokens", "total_cached_tokens",
+                "total_tool_use_tokens", "total_tokens")
+
+
+def whole_tokens(value: object) -> int:
+    """A token count read out of usage JSON (a number, or its text as PostgreSQL's ``->>``
+    gives it), or 0 when it is not a whole number above 0."""
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _count_interaction(run: Run) -> None:
+    """Count a new interaction of ``run`` in ``Run.interaction_count``. By F(), so it adds to
+    what the row holds."""
+    Run.objects.filter(pk=run.pk).update(interaction_count=F("interaction_count") + 1)
+
+
+def _count_recorded(
+    interaction: Interaction, added: int, usage_before: dict[str, Any] | None, *, recorded_before: bool,
+) -> None:
+    """Keep the run's counts once ``record`` stored ``added`` new steps of ``interaction`` and
+    replaced its usage ``usage_before`` with ``interaction.usage``, in one UPDATE of the run: its
+    ``step_count`` (by F()), ``usage`` (summed field by field) and, once the
+    interaction is stable, ``total_tokens``. Runs under ``record``'s locks (run, then
+    interaction), so the run's usage read there is current. The interaction's own
+    ``step_count`` is saved with it by ``record``.
+
+    Only an interaction recorded before (a background one, polled again) can gain steps once an
+    interaction after it exists (a follow-up of ``requires_continuation``): then the later
+    interactions' ``first_step`` moves by ``added``, so the timeline never overlaps."""
+    run = interaction.run
+    if added and recorded_before:
+        Interaction.objects.filter(run_id=run.pk, sequence__gt=interaction.sequence).update(
+            first_step=F("first_step") + added
+        )
+    changes: dict[str, Any] = {"step_count": F("step_count") + added} if added else {}
+    before = usage_before if isinstance(usage_before, dict) else {}
+    after = interaction.usage if isinstance(interaction.usage, dict) else {}
+    if before != after:
+        summed = dict.fromkeys(USAGE_FIELDS, 0) | (run.usage or {})
+        for field in USAGE_FIELDS:
+            summed[field] += whole_tokens(after.get(field)) - whole_tokens(before.get(field))
+        changes["usage"] = run.usage = summed
+    if interaction.is_stable and after:
+        changes["total_tokens"] = F("total_tokens") + whole_tokens(after.get("total_tokens"))
+    if changes:
+        Run.objects.filter(pk=run.pk).update(**changes)
 
 
 def _function_results(request: dict[str, Any]) -> list[dict[str, Any]]:

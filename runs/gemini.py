@@ -27,6 +27,8 @@ from google.genai import _interactions as api_errors
 from google.genai import types
 from google.genai.interactions import Interaction as APIInteraction
 
+from dashboard import metrics  # a leaf module: it imports nothing of Handoff's
+
 SDK_VERSION = google.genai.__version__
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 
@@ -223,6 +225,14 @@ def _parsed(raw) -> Response:
     return parse(raw.http_response.text, raw.status_code)
 
 
+def _sent(method: str, send) -> Response:
+    """``send()`` (one SDK call), counted by outcome in ``handoff_api_requests_total``, parsed."""
+    with metrics.api_request(method) as answered:
+        raw = send()
+        answered(raw.status_code)
+    return _parsed(raw)
+
+
 def create(body: dict[str, Any]) -> Response:
     """``interactions.create(**body)``.
 
@@ -231,19 +241,19 @@ def create(body: dict[str, Any]) -> Response:
     ``TypeError``/``ValueError`` when the SDK refuses the body locally before sending it, and
     ``MalformedResponse``.
     """
-    return _parsed(client().interactions.with_raw_response.create(**body))
+    return _sent("create", lambda: client().interactions.with_raw_response.create(**body))
 
 
 def get(interaction_id: str, include_input: bool = False) -> Response:
     """``interactions.get(interaction_id)`` (with ``include_input`` the response carries the
     interaction's ``input``); raises as ``create`` does."""
     options = {"include_input": True} if include_input else {}
-    return _parsed(client().interactions.with_raw_response.get(interaction_id, **options))
+    return _sent("get", lambda: client().interactions.with_raw_response.get(interaction_id, **options))
 
 
 def cancel(interaction_id: str) -> Response:
     """``interactions.cancel(interaction_id)``; raises as ``create`` does."""
-    return _parsed(client().interactions.with_raw_response.cancel(interaction_id))
+    return _sent("cancel", lambda: client().interactions.with_raw_response.cancel(interaction_id))
 
 
 def describe_error(exc: BaseException) -> str:

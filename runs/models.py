@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection, models
-from django.db.models import F, Func, Q
+from django.db.models import ExpressionWrapper, F, Func, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -117,6 +117,19 @@ class Run(models.Model):
     total_tokens = models.PositiveIntegerField(default=0)
     # Set when the run ends (from created_at to finished_at); the list sorts on it.
     duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    # Kept by runs.execution as interactions and steps are recorded, so the run page never
+    # counts them: how many interactions and steps the run has, and its interactions' usage
+    # summed field by field (tokens, in-flight interactions included; ``total_tokens`` above
+    # counts finished ones only). Whatever writes interactions or steps of a run keeps them
+    # (migration 0008 filled them for older rows).
+    interaction_count = models.PositiveIntegerField(default=0, editable=False)
+    step_count = models.PositiveIntegerField(default=0, editable=False)
+    usage = models.JSONField(default=dict, editable=False)
+
+    # How many of the run's function calls wait for a person (approvals in status "pending"),
+    # kept by a database trigger on the approvals' table (approvals' migration 0009), whichever
+    # path changes an approval: the run list filters and shows it without reading approvals.
+    pending_approvals = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -141,17 +154,34 @@ class Run(models.Model):
             ),
         ]
         indexes = [
-            # One per sort order of the run list, and one per equality filter with the default
-            # order, so every page is an index range scan (keyset pagination).
+            # One per sort order of the run list, and one per equality filter and sort order, so
+            # every page is an index range scan that starts at its cursor (keyset pagination),
+            # however rare the filtered value and however its runs fall in the sort order.
             models.Index(fields=["-created_at", "-id"], name="run_created_idx"),
             models.Index(fields=["-duration_ms", "-id"], name="run_duration_idx"),
             models.Index(fields=["-total_tokens", "-id"], name="run_tokens_idx"),
             models.Index(fields=["status", "-created_at", "-id"], name="run_status_created_idx"),
+            models.Index(fields=["status", "-duration_ms", "-id"], name="run_status_duration_idx"),
+            models.Index(fields=["status", "-total_tokens", "-id"], name="run_status_tokens_idx"),
             models.Index(fields=["model", "-created_at", "-id"], name="run_model_created_idx"),
+            models.Index(fields=["model", "-duration_ms", "-id"], name="run_model_duration_idx"),
+            models.Index(fields=["model", "-total_tokens", "-id"], name="run_model_tokens_idx"),
             models.Index(fields=["agent", "-created_at", "-id"], name="run_agent_created_idx"),
+            # Agent runs are the few: their other orders index them alone.
+            models.Index(fields=["agent", "-duration_ms", "-id"], name="run_agent_duration_idx", condition=~Q(agent="")),
+            models.Index(fields=["agent", "-total_tokens", "-id"], name="run_agent_tokens_idx", condition=~Q(agent="")),
             models.Index(fields=["created_by", "-created_at", "-id"], name="run_creator_created_idx"),
+            models.Index(fields=["created_by", "-duration_ms", "-id"], name="run_creator_duration_idx"),
+            models.Index(fields=["created_by", "-total_tokens", "-id"], name="run_creator_tokens_idx"),
+            # "Has pending approvals", in each sort order: the few runs waiting for a person alone.
+            models.Index(fields=["-created_at", "-id"], name="run_pending_created_idx", condition=Q(pending_approvals__gt=0)),
+            models.Index(fields=["-duration_ms", "-id"], name="run_pending_duration_idx", condition=Q(pending_approvals__gt=0)),
+            models.Index(fields=["-total_tokens", "-id"], name="run_pending_tokens_idx", condition=Q(pending_approvals__gt=0)),
             # Full-text search over inputs and output text (PostgreSQL only: migrations 0002-0004).
             GinIndex(SEARCH_DOCUMENT, name="run_search_idx"),
+            # "Tool used" (tool_names LIKE '%,name,%') by trigrams, so a rare tool is found without
+            # walking a sort order (PostgreSQL only: migration 0007).
+            GinIndex(fields=["tool_names"], opclasses=["gin_trgm_ops"], name="run_tool_names_idx"),
         ]
 
     def __str__(self) -> str:
@@ -245,6 +275,11 @@ class Interaction(models.Model):
     schema_warning = models.TextField(blank=True)
     poll_count = models.PositiveIntegerField(default=0)
     sdk_version = models.CharField(max_length=32, blank=True)
+    # Kept by runs.execution (see Run.step_count): how many steps this interaction has, and the
+    # run-wide position of its first step (the steps of the interactions before it), so a chunk
+    # of the timeline is found with a range scan of interaction_run_first_step_idx.
+    step_count = models.PositiveIntegerField(default=0, editable=False)
+    first_step = models.PositiveIntegerField(default=0, editable=False)
 
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -259,6 +294,25 @@ class Interaction(models.Model):
             models.CheckConstraint(
                 name="interaction_sent_has_id",
                 condition=~Q(dispatch="sent") | Q(interaction_id__isnull=False),
+            ),
+        ]
+        indexes = [
+            # The run page's timeline: the interactions at or around a step position.
+            models.Index(fields=["run", "first_step", "sequence"], name="interaction_run_first_step_idx"),
+            # Its timing chart: the slowest finished interactions, the last end, and the few
+            # interactions not sent or not finished, each without reading the whole run.
+            models.Index(
+                F("run"), ExpressionWrapper(F("finished_at") - F("sent_at"), output_field=models.DurationField()).desc(),
+                F("sequence"), name="interaction_run_took_idx",
+                condition=Q(sent_at__isnull=False, finished_at__isnull=False),
+            ),
+            models.Index(
+                fields=["run", "finished_at"], name="interaction_run_finished_idx",
+                condition=Q(sent_at__isnull=False, finished_at__isnull=False),
+            ),
+            models.Index(
+                fields=["run", "sequence"], name="interaction_run_open_idx",
+                condition=Q(sent_at__isnull=True) | Q(finished_at__isnull=True),
             ),
         ]
 

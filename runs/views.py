@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
+from functools import reduce
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import (
-    Count, DateTimeField, DurationField, Exists, ExpressionWrapper, F, Field, Func, Max, OuterRef, QuerySet,
-    Subquery, Value,
-)
-from django.db.models.fields.json import KT
-from django.db.models.functions import Coalesce
+from django.db.models import DurationField, ExpressionWrapper, F, Field, Func, Q, QuerySet, Subquery, Value
 from django.db.models.lookups import GreaterThan, LessThan
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -44,7 +41,7 @@ SORT_KEYS = {"started": "created_at", "duration": "duration_ms", "tokens": "tota
 # The columns the list shows (the others can be large: input JSON, output text, tools).
 LIST_FIELDS = (
     "pk", "status", "model", "agent", "input_preview", "tool_names", "error", "total_tokens",
-    "duration_ms", "created_at", "finished_at",
+    "duration_ms", "created_at", "finished_at", "pending_approvals",
 )
 # A cursor is "<sort key>.<run id>": the key as an integer, the start time in µs since the epoch
 # (exact: PostgreSQL stores µs). At most 18 digits each, so both fit a bigint.
@@ -84,9 +81,12 @@ def _filtered_runs(form: RunFilterForm) -> QuerySet[Run]:
     if data.get("tool"):
         runs = runs.using_tool(data["tool"])
     if data.get("by"):
-        runs = runs.filter(created_by__username=data["by"])
+        # The user's id as a value (an init plan) rather than a join, so the runs are read from
+        # the creator's index in the sort order, not joined to the user and sorted.
+        users = Run._meta.get_field("created_by").related_model.objects.filter(username=data["by"])
+        runs = runs.filter(created_by=Subquery(users.values("pk")))
     if data.get("pending"):
-        runs = runs.filter(Exists(_approval_model().objects.filter(run=OuterRef("pk"), status=PENDING)))
+        runs = runs.filter(pending_approvals__gt=0)
     if data.get("from"):
         runs = runs.filter(created_at__gte=_start_of(data["from"]))
     if data.get("to"):
@@ -126,24 +126,19 @@ def _page(
     runs: QuerySet[Run], sort: str, after: Position | None, before: Position | None
 ) -> tuple[list[Run], bool, bool]:
     """The ``PAGE_SIZE`` runs that follow the cursor position ``after`` in the list's order (or
-    precede ``before``, or open the list), with ``pending_approvals`` counted for them; and
-    whether runs come before and after the page. One query."""
+    precede ``before``, or open the list); and whether runs come before and after the page.
+    One query."""
     key = SORT_KEYS[sort]
     position = Row(F(key), F("pk"))
     if before is not None:
         # The previous page: walk back up from the cursor, then show those runs in list order.
-        runs = runs.filter(GreaterThan(position, Row(Value(before[0]), Value(before[1])))).order_by(key, "pk")
+        order = (key, "pk")
+        runs = runs.filter(GreaterThan(position, Row(Value(before[0]), Value(before[1]))))
     else:
+        order = (f"-{key}", "-pk")
         if after is not None:
             runs = runs.filter(LessThan(position, Row(Value(after[0]), Value(after[1]))))
-        runs = runs.order_by(f"-{key}", "-pk")
-    # Counted in a correlated subquery, so only for the runs of this page, whatever the table.
-    pending = (
-        _approval_model().objects.filter(run=OuterRef("pk"), status=PENDING)
-        .order_by().values("run").annotate(n=Count("pk")).values("n")
-    )
-    runs = runs.annotate(pending_approvals=Coalesce(Subquery(pending), 0)).only(*LIST_FIELDS)
-    rows = list(runs[: PAGE_SIZE + 1])
+    rows = list(runs.order_by(*order).only(*LIST_FIELDS)[: PAGE_SIZE + 1])
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     if before is not None:
@@ -227,8 +222,10 @@ GROUP_MIN = 6
 NEVER_GROUPED = frozenset({"model_output", "user_input"})
 # Rows of the timing chart; a run with more interactions shows its slowest ones.
 TIMING_ROWS = 40
-USAGE_FIELDS = ("total_input_tokens", "total_output_tokens", "total_thought_tokens", "total_cached_tokens",
-                "total_tool_use_tokens", "total_tokens")
+USAGE_FIELDS = execution.USAGE_FIELDS
+# Interactions that start within one chunk, at most, when none is step-less: one per step and
+# one per card, and one past the end. Step-less ones crowding a position read a second query.
+WINDOW = STEPS_PER_CHUNK + CARDS_PER_CHUNK + 2
 
 
 @dataclass(frozen=True)
@@ -246,28 +243,52 @@ def _number(value: str | None) -> int:
     return int(value) if value and value.isdigit() else 0
 
 
-def _slots(run: Run) -> tuple[list[Slot], int, dict[str, int]]:
-    """The position of every interaction of ``run`` in its timeline, the number of steps, and the
-    run's usage summed field by field (tokens). One query of a few numbers per interaction: the
-    usage numbers are read out of the JSON by the database, so thousands of interactions stay
-    cheap. A usage value that is not a whole number counts as 0."""
-    names = {f"usage_{n}": KT(f"usage__{field}") for n, field in enumerate(USAGE_FIELDS)}
-    rows = run.interactions.order_by("sequence").annotate(step_count=Count("steps"), **names)
-    slots, position = [], 0
-    usage = dict.fromkeys(USAGE_FIELDS, 0)
-    for pk, sequence, step_count, *numbers in rows.values_list("pk", "sequence", "step_count", *names):
-        slots.append(Slot(pk, sequence, step_count, position))
-        position += step_count
-        for field, value in zip(USAGE_FIELDS, numbers):
-            usage[field] += _whole(value)
-    return slots, position, usage
+def _kept_usage(run: Run) -> dict[str, int]:
+    """``Run.usage`` (kept by runs.execution) with every field of ``USAGE_FIELDS`` (tokens)."""
+    usage = run.usage if isinstance(run.usage, dict) else {}
+    return {field: execution.whole_tokens(usage.get(field)) for field in USAGE_FIELDS}
 
 
-def _whole(value: object) -> int:
-    """A token count read out of JSON (text on PostgreSQL, a number on SQLite), or 0."""
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+def _slot_rows(interactions: QuerySet[Interaction]) -> list[Slot]:
+    return [Slot(*row) for row in interactions.values_list("pk", "sequence", "step_count", "first_step")]
+
+
+def _window(run: Run, first: int, total: int) -> list[Slot]:
+    """The interactions a chunk from step ``first`` can show, in order: the last one starting
+    before ``first`` (its steps may run through it) and those starting at or after it, as far as
+    the chunk can reach. Two queries (three when step-less
+    interactions crowd the chunk), range scans of ``interaction_run_first_step_idx`` whatever
+    the size of the run: ``first_step`` grows with ``sequence``, so its order is the timeline's."""
+    interactions = Interaction.objects.filter(run=run)
+    before = _slot_rows(interactions.filter(first_step__lt=first).order_by("-first_step", "-sequence")[:1])
+    after = interactions.filter(first_step__gte=first).order_by("first_step", "sequence")
+    window = _slot_rows(after[:WINDOW])
+    end = first + STEPS_PER_CHUNK
+    if len(window) == WINDOW and (window[-1].start < end or end >= total):
+        # What starts past the chunk's end cannot be in it; before that, every card is shown.
+        window = _slot_rows(after if end >= total else after.filter(first_step__lt=end))
+    return before + window
+
+
+def _slot_of(run: Run, pk: int) -> Slot | None:
+    """The slot of the interaction ``pk`` of ``run``, or ``None``."""
+    return next(iter(_slot_rows(Interaction.objects.filter(run=run, pk=pk))), None)
+
+
+def _chunk_steps(covering: list[Slot], first: int, end: int) -> list[Step]:
+    """The steps at run-wide positions ``first`` to ``end`` (excluded) of the interactions
+    ``covering`` (in order), found by their ``index`` in ``step_interaction_index_uniq``. One
+    query, whatever the position: only the first and last of them can be partly in the range."""
+    if not covering:
+        return []
+    inner = [slot.pk for slot in covering[1:-1]]
+    conditions = [Q(interaction__in=inner)] if inner else []
+    for slot in {covering[0], covering[-1]}:
+        conditions.append(Q(interaction=slot.pk, index__gte=max(first - slot.start, 0), index__lt=end - slot.start))
+    condition = reduce(operator.or_, conditions)
+    order = {slot.pk: slot.sequence for slot in covering}
+    steps = sorted(Step.objects.filter(condition), key=lambda step: (order[step.interaction_id], step.index))
+    return steps[: end - first]
 
 
 def _cards(run: Run, slots: list[Slot]) -> list[Interaction]:
@@ -363,7 +384,7 @@ def _grouped(steps: list[Step]) -> list[dict]:
     return rows
 
 
-def _timeline_chunk(run: Run, slots: list[Slot], total: int, first: int, next_sequence: int | None) -> dict:
+def _timeline_chunk(run: Run, total: int, first: int, next_sequence: int | None) -> dict:
     """The rows of the timeline from step ``first`` (run-wide, from 0): up to
     ``STEPS_PER_CHUNK`` steps and ``CARDS_PER_CHUNK`` interaction cards, each card where its
     interaction's steps begin, and what comes after.
@@ -375,16 +396,19 @@ def _timeline_chunk(run: Run, slots: list[Slot], total: int, first: int, next_se
 
     Returns ``rows``, ``first``, ``earlier_from``, ``next_from``/``next_sequence`` (the cursor of
     the next chunk), ``more`` (steps or cards beyond this chunk: a "Load more" row) and ``tail``
-    (the run is active and the chunk reaches the end: a row that polls for new steps). Up to five
-    queries, whatever the size of the run.
+    (the run is active and the chunk reaches the end: a row that polls for new steps).
+
+    Only the interactions around ``first`` are read (``_window``). Up to seven queries, whatever
+    the size of the run.
     """
     standalone = next_sequence is None
     if standalone and first >= total:
         first = max(total - 1, 0) // STEPS_PER_CHUNK * STEPS_PER_CHUNK
     first = min(max(first, 0), total)
+    slots = _window(run, first, total)
     if standalone:
-        after_all = slots[-1].sequence + 1 if slots else 0
-        next_sequence = next((slot.sequence for slot in slots if slot.start >= first), after_all)
+        # Sequences run from 0 without a gap, so the one after the last is the count.
+        next_sequence = next((slot.sequence for slot in slots if slot.start >= first), run.interaction_count)
     end = first + STEPS_PER_CHUNK
     cards = [s for s in slots if s.sequence >= next_sequence and s.start >= first and (s.start < end or end >= total)]
     if len(cards) > CARDS_PER_CHUNK and cards[CARDS_PER_CHUNK].start > first:
@@ -394,13 +418,7 @@ def _timeline_chunk(run: Run, slots: list[Slot], total: int, first: int, next_se
     covering = [s for s in slots if s.step_count and s.start < end and s.start + s.step_count > first]
     continued = covering[0] if standalone and covering and covering[0].start < first else None
 
-    steps: list[Step] = []
-    if covering:
-        offset = first - covering[0].start
-        steps = list(
-            Step.objects.filter(interaction__in=[s.pk for s in covering])
-            .order_by("interaction__sequence", "index")[offset: offset + end - first]
-        )
+    steps = _chunk_steps(covering, first, end)
     for number, step in enumerate(steps, start=first + 1):
         step.number = number
     _attach_approvals(run, steps)
@@ -430,23 +448,38 @@ def _timeline_chunk(run: Run, slots: list[Slot], total: int, first: int, next_se
     }
 
 
-def _timing(run: Run) -> dict:
+def _timing(run: Run, interaction_count: int) -> dict:
     """The timing chart: one bar per sent interaction, placed from the run's start (a waterfall),
     so waits between interactions show as gaps and a slow interaction as a long bar. Positions are
     percentages of the span, as strings for CSS. A run with more than ``TIMING_ROWS``
-    interactions shows its slowest ones, in order. Two queries."""
-    now = timezone.now()
+    interactions (``interaction_count`` in all) shows its slowest ones, in order.
+
+    Three queries, none of which reads the whole run: the interactions not sent or not finished
+    (a chain stops at them, so they are few), the ``TIMING_ROWS`` slowest finished ones and the
+    last end among them (``interaction_run_open_idx``, ``_took_idx``, ``_finished_idx``)."""
     # An interaction without an end has run until now while the run is active, else until the run ended.
-    fallback = now if run.is_active else run.finished_at
-    end = Coalesce("finished_at", Value(fallback), output_field=DateTimeField()) if fallback else Coalesce("finished_at", "sent_at")
-    sent = run.interactions.exclude(sent_at=None).annotate(
-        ended=end, took=ExpressionWrapper(end - F("sent_at"), output_field=DurationField())
-    )
-    summary = sent.aggregate(count=Count("pk"), last=Max("ended"))
-    if not summary["count"]:
+    fallback = timezone.now() if run.is_active else run.finished_at
+    fields = ("pk", "run", "sequence", "status", "sent_at", "finished_at")
+    interactions = Interaction.objects.filter(run=run)
+    unfinished = list(interactions.filter(Q(sent_at=None) | Q(finished_at=None)).only(*fields))
+    running = [interaction for interaction in unfinished if interaction.sent_at is not None]
+    count = interaction_count - (len(unfinished) - len(running))
+    if not count:
         return {"bars": [], "hidden": 0}
-    rows = list(sent.only("pk", "run", "sequence", "status", "sent_at", "finished_at").order_by("-took", "sequence")[:TIMING_ROWS])
-    span = max((summary["last"] - run.created_at).total_seconds() * 1000, 1)
+    ends = []
+    for interaction in running:
+        interaction.ended = fallback or interaction.sent_at
+        interaction.took = interaction.ended - interaction.sent_at
+        ends.append(interaction.ended)
+    finished = interactions.filter(sent_at__isnull=False, finished_at__isnull=False)
+    took = ExpressionWrapper(F("finished_at") - F("sent_at"), output_field=DurationField())
+    slowest = list(finished.alias(took=took).order_by("-took", "sequence").only(*fields)[:TIMING_ROWS])
+    for interaction in slowest:
+        interaction.took = interaction.finished_at - interaction.sent_at
+    if slowest:
+        ends.append(finished.order_by("-finished_at").values_list("finished_at", flat=True)[0])
+    rows = sorted(slowest + running, key=lambda i: (-i.took, i.sequence))[:TIMING_ROWS]
+    span = max((max(ends) - run.created_at).total_seconds() * 1000, 1)
     bars = []
     for interaction in sorted(rows, key=lambda i: i.sequence):
         offset = max((interaction.sent_at - run.created_at).total_seconds() * 1000, 0)
@@ -455,20 +488,20 @@ def _timing(run: Run) -> dict:
             "interaction": interaction,
             "duration_ms": int(took),
             "running": interaction.finished_at is None and run.is_active,
-            "slowest": interaction is rows[0] and summary["count"] > 1,
+            "slowest": interaction is rows[0] and count > 1,
             "left": f"{min(offset / span * 100, 100):.3f}",
             "width": f"{max(took / span * 100, 0.4):.3f}",
         })
-    return {"bars": bars, "hidden": summary["count"] - len(bars), "span_ms": int(span)}
+    return {"bars": bars, "hidden": count - len(bars), "span_ms": int(span)}
 
 
-def _header(run: Run, slots: list[Slot], total: int, usage: dict[str, int]) -> dict:
+def _header(run: Run, interaction_count: int, total: int, usage: dict[str, int]) -> dict:
     return {
-        "interaction_count": len(slots),
+        "interaction_count": interaction_count,
         "total_steps": total,
         # The estimate is linear in the tokens: the run's summed usage prices the whole run.
         "run_cost": costs.estimate_usd(run.model, usage) if any(usage.values()) else None,
-        "timing": _timing(run),
+        "timing": _timing(run, interaction_count),
     }
 
 
@@ -478,7 +511,8 @@ def _header(run: Run, slots: list[Slot], total: int, usage: dict[str, int]) -> d
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: its header (status, usage, estimated cost, timing chart) and the timeline of its
     interactions and steps, ``STEPS_PER_CHUNK`` steps at a time: ``?from=N`` opens the page at
-    step N. A fixed number of queries whatever the size of the run.
+    step N. A fixed number of queries whatever the size of the run, each reading only what it
+    shows: the run's counts are kept on it (``Run.step_count`` and the rest), never counted here.
 
     An htmx request gets the partial its target names: ``run-header`` (polls itself while the
     run is active), ``timeline-more`` / ``timeline-tail`` (the next chunk of rows, appended;
@@ -501,20 +535,21 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             run.approvals.select_related("run", "decided_by"), pk=_number(target.removeprefix("approval-"))
         )
         return render(request, "runs/steps/function_call.html#approval-box", {"approval": approval})
-    slots, total, usage = _slots(run)
+    count, total, usage = run.interaction_count, run.step_count, _kept_usage(run)
     if target == "run-header":
-        return render(request, template + "#run-header", {**context, **_header(run, slots, total, usage)})
+        return render(request, template + "#run-header", {**context, **_header(run, count, total, usage)})
     if target.startswith("interaction-"):
-        slot = next((s for s in slots if target == f"interaction-{s.pk}"), None)
+        pk = _number(target.removeprefix("interaction-"))
+        slot = _slot_of(run, pk) if target == f"interaction-{pk}" else None
         if slot is None:
             raise Http404("No such interaction in this run.")
         return render(request, template + "#interaction-card", {**context, "interaction": _cards(run, [slot])[0]})
     first = _number(request.GET.get("from"))
     if target in ("timeline-more", "timeline-tail"):
-        chunk = _timeline_chunk(run, slots, total, first, _number(request.GET.get("i")))
+        chunk = _timeline_chunk(run, total, first, _number(request.GET.get("i")))
         return render(request, template + "#timeline-rows", {**context, "total_steps": total, **chunk})
-    context.update(_header(run, slots, total, usage))
-    context.update(_timeline_chunk(run, slots, total, first, None))
+    context.update(_header(run, count, total, usage))
+    context.update(_timeline_chunk(run, total, first, None))
     if request.htmx:
         template += "#run-detail"
     return render(request, template, context)

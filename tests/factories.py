@@ -1,7 +1,9 @@
 """Rows for view tests, written straight with the ORM (no API, no worker).
 
 Plain functions with keyword arguments for what a test cares about and sensible defaults for
-the rest.
+the rest. They keep a run's counts as runs.execution does when it records (``Run.interaction_count``,
+``step_count``, ``usage``, ``total_tokens``; ``Interaction.step_count``, ``first_step``): the run
+page reads them and never counts.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import itertools
 from datetime import timedelta
 from typing import Any
 
+from django.db.models import Count, F
 from django.utils import timezone
 
 from approvals import tools
 from approvals.models import Approval, arguments_hash
+from runs.execution import USAGE_FIELDS, step_row, whole_tokens
 from runs.models import Artifact, Interaction, Run, Step
 
 _ids = itertools.count(1)
@@ -32,6 +36,8 @@ def make_run(
     created_at=None,
     **fields: Any,
 ) -> Run:
+    """A run without interactions (its counts at 0); ``total_tokens`` is what the interactions
+    added later (``make_interaction``) add to."""
     created_at = created_at or timezone.now()
     finished = status in Run.FINAL_STATUSES
     finished_at = fields.pop("finished_at", created_at + timedelta(seconds=3) if finished else None)
@@ -65,12 +71,17 @@ def make_interaction(
     usage: dict[str, Any] | None = None,
     **fields: Any,
 ) -> Interaction:
+    """The next interaction of ``run``, after its steps so far (``first_step``), counted in the
+    run with its ``usage``: summed into ``Run.usage`` field by field, and into ``total_tokens``
+    once stable, as runs.execution records it."""
+    run.refresh_from_db(fields=["interaction_count", "step_count", "usage", "total_tokens"])
     if sequence is None:
-        sequence = run.interactions.count()
+        sequence = run.interaction_count
     now = timezone.now()
-    return Interaction.objects.create(
+    interaction = Interaction.objects.create(
         run=run,
         sequence=sequence,
+        first_step=run.step_count,
         interaction_id=fields.pop("interaction_id", f"v1_test{next(_ids):06d}"),
         request=request if request is not None else {"model": run.target, "input": run.input},
         dispatch=fields.pop("dispatch", Interaction.Dispatch.SENT),
@@ -81,18 +92,75 @@ def make_interaction(
         sdk_version=fields.pop("sdk_version", "3.3.0"),
         **fields,
     )
+    run.interaction_count += 1
+    if isinstance(usage, dict) and usage:
+        run.usage = dict.fromkeys(USAGE_FIELDS, 0) | run.usage
+        for field in USAGE_FIELDS:
+            run.usage[field] += whole_tokens(usage.get(field))
+        if interaction.is_stable:
+            run.total_tokens += whole_tokens(usage.get("total_tokens"))
+    Run.objects.filter(pk=run.pk).update(
+        interaction_count=run.interaction_count, usage=run.usage, total_tokens=run.total_tokens
+    )
+    return interaction
+
+
+def _count_steps(interaction: Interaction, added: int) -> None:
+    """Count ``added`` new steps of ``interaction`` in it and its run, and move the interactions
+    after it (as runs.execution does for an interaction polled again), in the rows and in the
+    instances at hand."""
+    Interaction.objects.filter(pk=interaction.pk).update(step_count=F("step_count") + added)
+    Interaction.objects.filter(run_id=interaction.run_id, sequence__gt=interaction.sequence).update(
+        first_step=F("first_step") + added
+    )
+    Run.objects.filter(pk=interaction.run_id).update(step_count=F("step_count") + added)
+    interaction.refresh_from_db(fields=["step_count", "first_step"])
+    interaction.run.refresh_from_db(fields=["step_count"])
 
 
 def make_step(interaction: Interaction, data: dict[str, Any], *, index: int | None = None) -> Step:
-    """A step from a dict as the API sends it (``type``, and ``id`` or ``call_id``)."""
+    """A step from a dict as the API sends it (``type``, and ``id`` or ``call_id``), after the
+    interaction's steps so far unless ``index`` says where."""
     if index is None:
-        index = interaction.steps.count()
+        interaction.refresh_from_db(fields=["step_count"])
+        index = interaction.step_count
     step_type = str(data.get("type") or "")
     call_id = data.get("id") if step_type.endswith("_call") else data.get("call_id")
-    return Step.objects.create(
+    step = Step.objects.create(
         interaction=interaction, index=index, type=step_type, call_id=call_id or "",
         name=data.get("name") or "", data=data,
     )
+    _count_steps(interaction, 1)
+    return step
+
+
+def make_steps(interaction: Interaction, steps: list[dict[str, Any]]) -> list[Step]:
+    """Many steps at once after the interaction's steps so far, stored as the recorder stores
+    them (one INSERT) and counted."""
+    interaction.refresh_from_db(fields=["step_count"])
+    known = interaction.step_count
+    rows = Step.objects.bulk_create(step_row(interaction, known + i, data) for i, data in enumerate(steps))
+    if rows:
+        _count_steps(interaction, len(rows))
+    return rows
+
+
+def keep_counts(run: Run) -> Run:
+    """Recount ``run``'s kept counts from its rows (its interactions in ``sequence`` order, their
+    steps and usage), for rows written straight with the ORM or in bulk; ``total_tokens`` is left
+    as it is. Returns ``run``, with the counts."""
+    position, updated = 0, []
+    usage = dict.fromkeys(USAGE_FIELDS, 0)
+    rows = run.interactions.order_by("sequence").annotate(counted=Count("steps"))
+    for pk, counted, used in rows.values_list("pk", "counted", "usage"):
+        updated.append(Interaction(pk=pk, step_count=counted, first_step=position))
+        position += counted
+        for field in USAGE_FIELDS:
+            usage[field] += whole_tokens(used.get(field)) if isinstance(used, dict) else 0
+    Interaction.objects.bulk_update(updated, ["step_count", "first_step"], batch_size=1000)
+    Run.objects.filter(pk=run.pk).update(interaction_count=len(updated), step_count=position, usage=usage)
+    run.interaction_count, run.step_count, run.usage = len(updated), position, usage
+    return run
 
 
 def text_output(text: str) -> dict[str, Any]:
@@ -156,7 +224,8 @@ def requested_call(function_name: str, arguments: dict[str, Any], *, created_by=
 
     from runs import execution, gemini
 
-    run = Run.objects.create(model="gemini-3-flash-preview", input="x", created_by=created_by)
+    run = Run.objects.create(model="gemini-3-flash-preview", input="x", created_by=created_by,
+                             interaction_count=1)
     interaction = Interaction.objects.create(run=run, sequence=0, request={"model": run.model, "input": "x"})
     payload = {"id": f"v1_test{run.pk}", "status": "requires_action",
                "steps": [{"type": "function_call", "id": call_id, "name": function_name, "arguments": arguments}]}

@@ -46,7 +46,7 @@ STATUS_LABELS = {value: escape(str(label)) for value, label in Run.Status.choice
 def _row(run: Run, runs_url: str) -> str:
     # Run.get_absolute_url() without a reverse() per row (runs/urls.py: "<int:pk>/" under the list).
     url = f"{runs_url}{run.pk}/"
-    pending = getattr(run, "pending_approvals", 0) or 0
+    pending = run.pending_approvals
     return ROW.format(
         url=url,
         pk=int(run.pk),
@@ -68,7 +68,7 @@ def _row(run: Run, runs_url: str) -> str:
 @register.simple_tag
 def run_rows(runs: Iterable[Run]) -> SafeString:
     """One ``<tr>`` per run: id, status, model or agent, input preview, start, duration, tokens,
-    pending approvals (``run.pending_approvals``, annotated by the view) and the first line of
+    pending approvals (``run.pending_approvals``) and the first line of
     the error. Every text value is HTML-escaped (quotes included: some go into attributes)."""
     runs_url = escape(reverse("runs:list"))
     return mark_safe("\n".join(_row(run, runs_url) for run in runs))

@@ -20,7 +20,7 @@ from django.utils import timezone
 from approvals import audit
 from approvals.models import AuditEvent, AuditExport
 from runs.models import Artifact, Interaction, Run
-from tests.factories import requested_call
+from tests.factories import keep_counts, requested_call
 
 HOSTILE = ["=HYPERLINK(\"http://evil\")", "+1+1", "-2", "@SUM(A1)", "\tTab", "plain, with \"quotes\"\nand newline"]
 
@@ -320,6 +320,7 @@ def test_a_bad_public_key_or_fingerprint_to_pin_gets_a_message(tmp_path):
 def test_pruning_deletes_old_raw_payloads_only_and_is_audited(db):
     run = Run.objects.create(model="m", input="x")
     interaction = Interaction.objects.create(run=run, sequence=0, request={})
+    keep_counts(run)
     old = timezone.now() - timedelta(days=40)
     for kind in (Artifact.Kind.RAW_RESPONSE, Artifact.Kind.RAW_REQUEST, Artifact.Kind.USAGE):
         Artifact.objects.create(interaction=interaction, kind=kind, content="{}", created_at=old)

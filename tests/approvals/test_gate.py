@@ -19,7 +19,7 @@ from approvals.models import Approval, AuditEvent, Decision, DecisionRefused
 from runs import execution, gemini
 from runs.models import Interaction, Run
 from tests.conftest import make_user
-from tests.factories import make_interaction, make_run, requested_call
+from tests.factories import keep_counts, make_interaction, make_run, requested_call
 
 
 @pytest.fixture
@@ -223,6 +223,7 @@ def test_missing_and_unexpected_arguments_wait_for_a_person(db):
 def test_a_number_json_cannot_carry_is_recorded_and_waits_for_a_person(client, alice, literal):
     run = Run.objects.create(model="gemini-3-flash-preview", input="x")
     interaction = Interaction.objects.create(run=run, sequence=0, request={})
+    keep_counts(run)
     body = ('{"id": "v1_odd", "status": "requires_action", "steps": [{"type": "function_call", "id": "c1",'
             f' "name": "issue_refund", "arguments": {{"order_id": "A-1001", "amount": {literal}, "reason": "x"}}}}]}}')
 

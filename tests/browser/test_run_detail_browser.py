@@ -12,6 +12,7 @@ from runs.execution import step_row
 from runs.models import Interaction, Run, Step
 from tests.browser.conftest import SCREENSHOTS, sign_in
 from tests.conftest import wait_for
+from tests.factories import keep_counts
 
 AGENT = "deep-research-pro-preview-12-2025"
 
@@ -78,8 +79,8 @@ def test_a_background_agent_run_updates_live_from_running_to_completed(worker, l
 
 
 def build_big_run(user, steps_per_interaction=500, interactions=10) -> Run:
-    """A finished agent run of 5,000 steps in ten interactions, written straight to the database:
-    searches in long runs, code, thoughts and answers."""
+    """A finished agent run of 5,000 steps in ten interactions, written straight to the database
+    (and counted, as recording counts them): searches in long runs, code, thoughts and answers."""
     start = timezone.now() - timedelta(minutes=30)
     run = Run.objects.create(model="gemini-2.5-pro", input="A long research task", input_preview="A long research task",
                              status=Run.Status.COMPLETED, created_by=user, created_at=start,
@@ -106,7 +107,7 @@ def build_big_run(user, steps_per_interaction=500, interactions=10) -> Run:
         )
         rows += [step_row(interaction, i, {**pattern[i % len(pattern)]}) for i in range(steps_per_interaction)]
     Step.objects.bulk_create(rows, batch_size=1000)
-    return run
+    return keep_counts(run)
 
 
 def test_a_run_of_5000_steps_opens_fast_and_loads_more_on_scroll(live_server, page, screenshot, alice,

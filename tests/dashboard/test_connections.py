@@ -32,7 +32,7 @@ def connections_to(database: str) -> int:
 
 @pytest.fixture
 def runserver(db, tmp_path):
-    """``manage.py runserver`` as the Procfile starts it, on the test database, with no
+    """``manage.py runserver`` as Procfile.dev starts it, on the test database, with no
     connection setting of its own: the settings' defaults apply."""
     database = connection.settings_dict["NAME"]
     port = free_port()

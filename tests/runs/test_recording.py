@@ -8,6 +8,7 @@ import pytest
 from approvals.models import Approval
 from runs import execution, gemini
 from runs.models import Artifact, Interaction, Run
+from tests.factories import keep_counts
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads"
 
@@ -26,6 +27,7 @@ def record_payload(payload: dict, *, tools=None) -> Interaction:
         run=run, sequence=0, request={"model": run.model, "input": "hi"},
         dispatch=Interaction.Dispatch.SENDING,
     )
+    keep_counts(run)
     execution.record(interaction, gemini.parse(json.dumps(payload)))
     interaction.refresh_from_db()
     return interaction

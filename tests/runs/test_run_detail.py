@@ -13,10 +13,9 @@ from django.utils import timezone
 from approvals.models import Approval
 from runs import costs
 from runs.emulator import showcase
-from runs.execution import step_row
 from runs.models import Artifact, Interaction, Run, Step
 from tests.factories import (
-    function_call, make_approval, make_artifact, make_interaction, make_run, make_step, text_output,
+    function_call, make_approval, make_artifact, make_interaction, make_run, make_step, make_steps, text_output,
 )
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads"
@@ -32,12 +31,6 @@ def url(run: Run) -> str:
     return f"/runs/{run.pk}/"
 
 
-def add_steps(interaction: Interaction, steps: list[dict]) -> None:
-    """Many steps at once, as the recorder stores them."""
-    known = interaction.steps.count()
-    Step.objects.bulk_create(step_row(interaction, known + i, data) for i, data in enumerate(steps))
-
-
 def page(client, run: Run, **params) -> str:
     response = client.get(url(run), params)
     assert response.status_code == 200
@@ -50,8 +43,7 @@ def htmx(client, run: Run, target: str, **params):
 
 @pytest.fixture
 def completed_run(bob):
-    run = make_run(status=Run.Status.COMPLETED, output_text="Your refund is on its way.", total_tokens=321,
-                   created_by=bob)
+    run = make_run(status=Run.Status.COMPLETED, output_text="Your refund is on its way.", created_by=bob)
     first = make_interaction(
         run, status=Interaction.Status.REQUIRES_ACTION,
         usage={"total_input_tokens": 100, "total_output_tokens": 20, "total_thought_tokens": 7,
@@ -65,8 +57,9 @@ def completed_run(bob):
             {"type": "function_result", "call_id": "call_1", "name": "issue_refund",
              "result": {"error": "A reviewer rejected this call: Too large"}, "is_error": True},
         ]},
+        usage={"total_input_tokens": 160, "total_output_tokens": 30, "total_tokens": 190},
     )
-    return run
+    return run  # 321 tokens in all
 
 
 # --- Header and interactions --------------------------------------------------------------------
@@ -173,7 +166,7 @@ def test_it_renders_every_documented_step_type_and_an_unknown_one(client, alice)
         examples = json.load(f)
     run = make_run()
     interaction = make_interaction(run)
-    add_steps(interaction, [*examples.values(), {"type": "hologram_projection", "frames": 3}])
+    make_steps(interaction, [*examples.values(), {"type": "hologram_projection", "frames": 3}])
     client.force_login(alice)
     body = page(client, run)
     assert "The capital of France is Paris." in body
@@ -197,7 +190,7 @@ def test_it_renders_every_documented_step_type_and_an_unknown_one(client, alice)
 def test_it_renders_the_2026_04_reference_examples_of_the_same_shapes(client, alice):
     legacy = json.loads((PAYLOADS / "07i_legacy_content_type_examples_apiref_2026-04.json").read_text())
     run = make_run()
-    add_steps(make_interaction(run), [v for k, v in legacy.items() if k not in ("Text",)])
+    make_steps(make_interaction(run), [v for k, v in legacy.items() if k not in ("Text",)])
     client.force_login(alice)
     body = page(client, run)
     assert '<span class="pill pill-url-success" title="Retrieval status as sent: SUCCESS">success</span>' in body
@@ -226,7 +219,7 @@ def test_each_url_context_status_has_its_own_pill(client, alice):
 def test_google_search_shows_queries_and_results_of_both_documented_shapes(client, alice):
     quickstart = json.loads((PAYLOADS / "05_google_search_steps_quickstart.json").read_text())
     run = make_run()
-    add_steps(make_interaction(run), quickstart["steps"])
+    make_steps(make_interaction(run), quickstart["steps"])
     client.force_login(alice)
     body = page(client, run)
     assert "<li>UEFA Euro 2024 winner</li>" in body
@@ -250,7 +243,7 @@ def test_maps_results_list_places_with_review_snippets(client, alice):
 
 def test_retrieval_and_processing_steps_render_for_their_type(client, alice):
     run = make_run()
-    add_steps(make_interaction(run), [
+    make_steps(make_interaction(run), [
         {"type": "retrieval_call", "id": "r1", "retrieval_type": "vertex_ai_search", "arguments": {"queries": ["refunds"]}},
         {"type": "retrieval_result", "call_id": "r1", "is_error": True},
         {"type": "processing_call", "id": "p1"},
@@ -276,7 +269,7 @@ def test_it_shows_thoughts_collapsed_with_a_truncated_signature(client, alice):
 
 def test_every_step_offers_its_raw_json_collapsed(client, alice):
     run = make_run()
-    add_steps(make_interaction(run), [text_output("hello"), function_call("lookup_order", {"order_id": "A-1"})])
+    make_steps(make_interaction(run), [text_output("hello"), function_call("lookup_order", {"order_id": "A-1"})])
     client.force_login(alice)
     body = page(client, run)
     assert '<details class="raw-json"><summary>Step 1 · JSON</summary>' in body
@@ -287,7 +280,7 @@ def test_every_step_offers_its_raw_json_collapsed(client, alice):
 def test_structured_output_is_pretty_printed(client, alice):
     quickstart = json.loads((PAYLOADS / "05d_structured_output_quickstart.json").read_text())
     run = make_run()
-    add_steps(make_interaction(run), quickstart["steps"] + [text_output("[1, 2")])
+    make_steps(make_interaction(run), quickstart["steps"] + [text_output("[1, 2")])
     client.force_login(alice)
     body = page(client, run)
     assert "JSON</span><pre class=\"json\">{\n  &quot;recipe_name&quot;: &quot;Classic Banana Bread&quot;," in body
@@ -373,7 +366,7 @@ def test_it_lists_url_citations_as_safe_links_and_marks_the_cited_words(client, 
 def test_it_escapes_what_the_model_and_the_tools_wrote(client, alice):
     run = make_run()
     interaction = make_interaction(run)
-    add_steps(interaction, [
+    make_steps(interaction, [
         text_output("<script>alert(1)</script>"),
         {"type": "google_search_result", "call_id": "s1",
          "result": [{"search_suggestions": "<div onclick=alert(2)>widget</div>",
@@ -593,9 +586,9 @@ def long_run(db):
     """A finished run of 250 steps: 130 in its first interaction, 120 in its second."""
     run = make_run()
     first = make_interaction(run, sequence=0)
-    add_steps(first, [text_output(f"first-{i}") for i in range(130)])
+    make_steps(first, [text_output(f"first-{i}") for i in range(130)])
     second = make_interaction(run, sequence=1, request={"model": run.model, "input": "SECOND INPUT"})
-    add_steps(second, [text_output(f"second-{i}") for i in range(120)])
+    make_steps(second, [text_output(f"second-{i}") for i in range(120)])
     return run
 
 
@@ -647,7 +640,7 @@ def test_a_start_past_the_end_shows_the_last_chunk(client, alice, long_run):
 def test_the_tail_appends_new_steps_of_an_active_run_without_repeating_cards(client, alice):
     run = make_run(status=Run.Status.RUNNING)
     first = make_interaction(run, sequence=0)
-    add_steps(first, [text_output("first-0"), text_output("first-1")])
+    make_steps(first, [text_output("first-0"), text_output("first-1")])
     in_flight = make_interaction(run, sequence=1, status=Interaction.Status.IN_PROGRESS, finished_at=None)
     client.force_login(alice)
     body = page(client, run)
@@ -657,7 +650,7 @@ def test_the_tail_appends_new_steps_of_an_active_run_without_repeating_cards(cli
     unchanged = htmx(client, run, "timeline-tail", **{"from": 2, "i": 2}).content.decode()
     assert unchanged.strip().startswith('<li id="timeline-tail"') and "interaction-" not in unchanged
 
-    add_steps(in_flight, [text_output("second-0")])
+    make_steps(in_flight, [text_output("second-0")])
     Run.objects.filter(pk=run.pk).update(status=Run.Status.COMPLETED)
     tail = htmx(client, run, "timeline-tail", **{"from": 2, "i": 2}).content.decode()
     assert steps_shown(tail) == ["second-0"]
@@ -673,7 +666,7 @@ def test_similar_steps_in_a_row_fold_into_one_group(client, alice):
     for i in range(3):
         pairs += [function_call("lookup_order", {"order_id": f"A-{i}"}, call_id=f"c{i}"),
                   {"type": "function_result", "call_id": f"c{i}", "result": {"ok": True}}]
-    add_steps(interaction, [text_output("start"), *searches, text_output("middle"), *pairs,
+    make_steps(interaction, [text_output("start"), *searches, text_output("middle"), *pairs,
                             *[text_output(f"answer {i}") for i in range(8)]])
     client.force_login(alice)
     body = page(client, run)
@@ -686,7 +679,7 @@ def test_similar_steps_in_a_row_fold_into_one_group(client, alice):
 def test_a_call_waiting_for_a_reviewer_is_never_folded(client, alice):
     run = make_run(status=Run.Status.WAITING_FOR_APPROVAL)
     interaction = make_interaction(run, status=Interaction.Status.REQUIRES_ACTION)
-    add_steps(interaction, [function_call("issue_refund", call_id=f"c{i}") for i in range(8)])
+    make_steps(interaction, [function_call("issue_refund", call_id=f"c{i}") for i in range(8)])
     for step in interaction.steps.all():
         make_approval(interaction, step)
     client.force_login(alice)
@@ -701,7 +694,7 @@ def test_the_query_count_does_not_grow_with_the_steps(client, alice):
         for sequence in range(2):
             interaction = make_interaction(run, sequence=sequence, request={"model": run.model, "input": "hi"})
             make_artifact(interaction)
-            add_steps(interaction, [
+            make_steps(interaction, [
                 step for i in range(n)
                 for step in (text_output("hello"), function_call(call_id=f"c{sequence}-{i}"))
             ])
@@ -729,7 +722,7 @@ def test_the_query_count_does_not_grow_with_the_interactions(client, alice):
         for sequence in range(n):
             interaction = make_interaction(run, sequence=sequence, usage={"total_input_tokens": 10, "total_tokens": 10})
             make_artifact(interaction)
-            add_steps(interaction, [text_output("hello"), function_call(call_id=f"c{sequence}")])
+            make_steps(interaction, [text_output("hello"), function_call(call_id=f"c{sequence}")])
         return run
 
     def count_queries(run: Run) -> int:
@@ -744,7 +737,7 @@ def test_the_query_count_does_not_grow_with_the_interactions(client, alice):
 def test_a_run_of_many_short_interactions_shows_a_bounded_number_of_cards_per_chunk(client, alice):
     run = make_run()
     for sequence in range(60):
-        add_steps(make_interaction(run, sequence=sequence), [text_output(f"answer {sequence}")])
+        make_steps(make_interaction(run, sequence=sequence), [text_output(f"answer {sequence}")])
     client.force_login(alice)
     body = page(client, run)
     assert body.count('<li id="interaction-') == 20
@@ -766,7 +759,7 @@ def steps_shown_any(body: str) -> list[str]:
 
 def test_the_emulator_showcase_renders_every_step_type(client, alice):
     run = make_run(model="gemini-3-flash-preview")
-    add_steps(make_interaction(run), showcase.all_steps())
+    make_steps(make_interaction(run), showcase.all_steps())
     client.force_login(alice)
     body = page(client, run)
     for kind in sorted(Step.KNOWN_TYPES):

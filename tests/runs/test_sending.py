@@ -10,11 +10,14 @@ from approvals import tools
 from approvals.models import Approval
 from runs import execution, gemini
 from runs.models import Artifact, Interaction, Run
+from tests.factories import keep_counts
 
 
 def intent(text: str) -> Interaction:
     run = Run.objects.create(model="gemini-3-flash-preview", input=text)
-    return Interaction.objects.create(run=run, sequence=0, request=execution.build_request(run, input=text))
+    interaction = Interaction.objects.create(run=run, sequence=0, request=execution.build_request(run, input=text))
+    keep_counts(run)
+    return interaction
 
 
 def test_a_claim_left_by_a_dead_worker_is_marked_unknown_and_never_resent(db, api):
@@ -84,6 +87,7 @@ def test_a_client_error_fails_the_run_with_the_api_message(db, api):
     interaction = Interaction.objects.create(
         run=run, sequence=1, request=execution.build_request(run, input="x", previous_interaction_id="v1_missing"),
     )
+    keep_counts(run)
 
     execution.send(interaction.pk)
 

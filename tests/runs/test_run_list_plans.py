@@ -1,0 +1,109 @@
+"""The run list's query shapes (``id = ANY(<pending approvals' runs>)``, the creator looked up as a
+value, the page chosen by id) return the rows a plain ORM query returns, in the same order, on
+every page, for every filter and sort."""
+
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import pytest
+from django.utils import timezone
+
+from approvals.models import Approval
+from runs.forms import RunFilterForm
+from runs.models import Run
+from runs.views import PAGE_SIZE, SORT_KEYS
+from tests.factories import make_approval, make_interaction, make_run, make_step, function_call
+
+URL = "/runs/"
+STATUSES = [value for value, _ in Run.Status.choices]
+
+
+@pytest.fixture
+def seeded(alice, bob):
+    """A few hundred runs whose sort keys tie in threes, spread over the filters' values, with
+    pending approvals on runs of every status (and decided ones that must not count)."""
+    now = timezone.now()
+    runs = []
+    for i in range(230):
+        status = STATUSES[i % len(STATUSES)]
+        runs.append(make_run(
+            status=status, agent="triage" if i % 4 == 0 else "", model="gemini-2.5-pro" if i % 5 else "gemini-3-pro",
+            input=f"refund order {i}" if i % 3 else f"where is parcel {i}",
+            created_at=now - timedelta(minutes=i // 3), total_tokens=100 * (i % 7),
+            duration_ms=None if status in Run.ACTIVE_STATUSES else 1000 * (i % 5),
+            tool_names=",lookup_order,issue_refund," if i % 2 else ",send_email,",
+            created_by=(alice, bob, None)[i % 3],
+        ))
+    for n, run in enumerate(runs[::3]):
+        interaction = make_interaction(run)
+        step = make_step(interaction, function_call(call_id=f"call_{run.pk}"))
+        make_approval(interaction, step, status=Approval.Status.PENDING if n % 4 else Approval.Status.AUTO)
+    return runs
+
+
+def reference(params: dict, sort: str) -> list[Run]:
+    """The list as a plain ORM query over the same filters: joins and ``Exists``."""
+    runs = Run.objects.all()
+    for name in ("status", "model", "agent"):
+        if name in params:
+            runs = runs.filter(**{name: params[name]})
+    if "tool" in params:
+        runs = runs.filter(tool_names__contains=f",{params['tool']},")
+    if "by" in params:
+        runs = runs.filter(created_by__username=params["by"])
+    if "pending" in params:
+        runs = runs.filter(approvals__status=Approval.Status.PENDING).distinct()
+    if "q" in params:
+        runs = runs.search(params["q"])
+    if sort == "duration":
+        runs = runs.filter(duration_ms__isnull=False)
+    key = SORT_KEYS[sort]
+    return list(runs.order_by(f"-{key}", "-pk"))
+
+
+FILTERS = [
+    {},
+    *({"status": status} for status in STATUSES),
+    {"pending": "1"},
+    {"model": "gemini-3-pro"},
+    {"agent": "triage"},
+    {"tool": "send_email"},
+    {"by": "bob"},
+    {"by": "nobody"},
+    {"q": "parcel"},
+    {"pending": "1", "status": "failed", "by": "alice"},
+]
+
+
+@pytest.mark.parametrize("sort", list(RunFilterForm.SORTS))
+@pytest.mark.parametrize("params", FILTERS, ids=lambda params: urlencode(params) or "no-filter")
+def test_every_page_forward_and_back_holds_the_reference_rows_in_order(client, alice, seeded, params, sort):
+    expected = reference(params, sort)
+    query = {**params, "sort": sort}
+    client.force_login(alice)
+
+    pages, response = [], client.get(URL, query)
+    while True:
+        assert response.status_code == 200
+        pages.append(list(response.context["runs"]))
+        if not response.context["next_url"]:
+            break
+        last = response
+        response = client.get(URL + response.context["next_url"])
+    assert [run for page in pages for run in page] == expected
+    assert all(len(page) == PAGE_SIZE for page in pages[:-1])
+
+    if len(pages) > 1:
+        # Back from the last page, through the cursors of the previous-page links.
+        back = client.get(URL + response.context["previous_url"])
+        assert list(back.context["runs"]) == pages[-2]
+        assert last.context["runs"] and list(last.context["runs"]) == pages[-2]
+
+
+def test_pending_counts_only_runs_with_a_pending_approval(client, alice, seeded):
+    client.force_login(alice)
+    listed = client.get(URL, {"pending": "1"}).context["runs"]
+    pending = set(Approval.objects.filter(status=Approval.Status.PENDING).values_list("run_id", flat=True))
+    assert listed and {run.pk for run in listed} <= pending
+    assert all(run.pending_approvals == 1 for run in listed)
+    assert not any(run.pk not in pending for run in listed)
