@@ -84,42 +84,69 @@ def event_hash(prev_hash: str, event: AuditEvent) -> str:
 
 
 def _seal_after_commit() -> None:
-    seal()
+    seal(wait=False)
 
 
-def seal(batch: int = 5000) -> int:
+# How many backlog reads a commit's own seal makes at most before it leaves the rest to others.
+SEAL_ROUNDS = 10
+
+
+def seal(batch: int = 5000, *, wait: bool = True) -> int:
     """Append chain links for every event not sealed yet (``UnsealedEvent``), in event id order,
-    and take them off that backlog in the same transaction. One sealer at a time (advisory lock
-    on PostgreSQL; SQLite serializes writers itself). Runs after each transaction that wrote
-    events, and periodically (Celery beat) for events whose process died before it could. Reads
-    the chain's last link and the backlog only, so its cost follows the backlog, not the log's
-    size. Returns how many events it sealed."""
-    sealed = 0
-    while True:
+    and take them off that backlog in the same transaction; then read the backlog again, until it
+    is empty. One sealer at a time (advisory lock on PostgreSQL; SQLite serializes writers
+    itself). Reads the chain's last link and the backlog only, so its cost follows the backlog,
+    not the log's size. Returns how many events it sealed.
+
+    With ``wait=False`` (what runs after each commit that wrote events) a seal that finds another
+    sealer at work leaves its events to that one: the sealer looks at the backlog again after it
+    releases the lock, when those events are committed, and goes on while any wait. So writers
+    never queue behind each other on the chain. Such a seal stops after ``SEAL_ROUNDS`` rounds,
+    so a request never works off a stream of others' events; what it leaves goes to the next
+    commit's seal or to the periodic one (Celery beat every minute, ``wait=True``, which also
+    catches events whose process died before it could seal). An event may wait for its link,
+    never lose it (``verify`` allows unsealed events a grace period)."""
+    sealed, rounds = 0, 0
+    while wait or rounds < SEAL_ROUNDS:
+        rounds += 1
         with transaction.atomic():
             if transaction.get_connection().vendor == "postgresql":
                 with transaction.get_connection().cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK])
-            queued = list(UnsealedEvent.objects.order_by("event_id").values_list("event_id", flat=True)[:batch])
-            if not queued:
-                return sealed
-            last = ChainLink.objects.order_by("-position").only("position", "hash").first()
-            prev, position = (last.hash, last.position) if last else (GENESIS, 0)
-            # A backlog row for an event that already has its link (put there by hand) or whose
-            # event is gone is dropped: neither may stop the chain from growing.
-            events = (AuditEvent.objects.filter(id__in=queued)
-                      .filter(~models.Exists(ChainLink.objects.filter(event_id=models.OuterRef("id")))).order_by("id"))
-            links = []
-            for event in events:
-                digest = event_hash(prev, event)
-                position += 1
-                links.append(ChainLink(position=position, event=event, prev_hash=prev, hash=digest))
-                prev = digest
-            ChainLink.objects.bulk_create(links)
-            UnsealedEvent.objects.filter(event_id__in=queued).delete()
-        sealed += len(links)
-        if len(queued) < batch:
+                    if wait:
+                        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK])
+                    else:
+                        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK])
+                        if not cursor.fetchone()[0]:
+                            return sealed
+            sealed += _seal_batch(batch)
+        # Read once more after the lock is released: an event whose seal found this one at work
+        # committed before that, so it is seen here, and sealed by the next round.
+        if not UnsealedEvent.objects.exists():
             return sealed
+    return sealed
+
+
+def _seal_batch(batch: int) -> int:
+    """Under the sealer's lock: link up to ``batch`` events of the backlog and take them off it.
+    Returns how many were linked."""
+    queued = list(UnsealedEvent.objects.order_by("event_id").values_list("event_id", flat=True)[:batch])
+    if not queued:
+        return 0
+    last = ChainLink.objects.order_by("-position").only("position", "hash").first()
+    prev, position = (last.hash, last.position) if last else (GENESIS, 0)
+    # A backlog row for an event that already has its link (put there by hand) or whose event is
+    # gone is dropped: neither may stop the chain from growing.
+    events = (AuditEvent.objects.filter(id__in=queued)
+              .filter(~models.Exists(ChainLink.objects.filter(event_id=models.OuterRef("id")))).order_by("id"))
+    links = []
+    for event in events:
+        digest = event_hash(prev, event)
+        position += 1
+        links.append(ChainLink(position=position, event=event, prev_hash=prev, hash=digest))
+        prev = digest
+    ChainLink.objects.bulk_create(links)
+    UnsealedEvent.objects.filter(event_id__in=queued).delete()
+    return len(links)
 
 
 def seal_lag() -> tuple[int, float]:

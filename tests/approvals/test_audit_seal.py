@@ -146,3 +146,28 @@ def test_a_verification_records_the_chains_length_and_how_far_it_got(db):
     verification.refresh_from_db()
     assert verification.ok and verification.links_total == 7 and verification.links_checked == 7
     assert ChainVerification.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_never_waits_for_another_sealer_and_its_event_is_sealed_by_the_next_seal():
+    import psycopg
+
+    run = Run.objects.create(model="m", input="x")
+    settings_dict = connection.settings_dict
+    other = psycopg.connect(host=settings_dict["HOST"] or "127.0.0.1", port=settings_dict["PORT"] or 5432,
+                            user=settings_dict["USER"], dbname=settings_dict["NAME"], autocommit=True)
+    other.execute("SELECT pg_advisory_lock(%s)", [audit.SEAL_LOCK])  # another process, sealing
+    try:
+        with transaction.atomic():
+            event = audit.record(actor="system:test", verb="run.status_changed", obj=run, run=run)
+        # The commit's seal found the lock taken and left: the event waits in the backlog.
+        assert UnsealedEvent.objects.filter(event_id=event.pk).exists()
+        assert not ChainLink.objects.filter(event_id=event.pk).exists()
+    finally:
+        other.execute("SELECT pg_advisory_unlock(%s)", [audit.SEAL_LOCK])
+        other.close()
+    with transaction.atomic():
+        later = audit.record(actor="system:test", verb="run.status_changed", obj=run, run=run)
+
+    assert [link.event_id for link in ChainLink.objects.order_by("position")] == [event.pk, later.pk]
+    assert not UnsealedEvent.objects.exists() and audit.verify().ok
