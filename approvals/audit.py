@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -112,12 +112,10 @@ def seal(batch: int = 5000, *, wait: bool = True) -> int:
         with transaction.atomic():
             if transaction.get_connection().vendor == "postgresql":
                 with transaction.get_connection().cursor() as cursor:
-                    if wait:
-                        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK])
-                    else:
-                        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK])
-                        if not cursor.fetchone()[0]:
-                            return sealed
+                    lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+                    cursor.execute(f"SELECT {lock}(%s)", [SEAL_LOCK])
+                    if not wait and not cursor.fetchone()[0]:
+                        return sealed
             sealed += _seal_batch(batch)
         # Read once more after the lock is released: an event whose seal found this one at work
         # committed before that, so it is seen here, and sealed by the next round.
@@ -129,7 +127,12 @@ def seal(batch: int = 5000, *, wait: bool = True) -> int:
 def _seal_batch(batch: int) -> int:
     """Under the sealer's lock: link up to ``batch`` events of the backlog and take them off it.
     Returns how many were linked."""
-    queued = list(UnsealedEvent.objects.order_by("event_id").values_list("event_id", flat=True)[:batch])
+    # Taken off the backlog and read in one statement; a rollback puts them back.
+    backlog = connection.ops.quote_name(UnsealedEvent._meta.db_table)
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute(f"DELETE FROM {backlog} WHERE event_id IN (SELECT event_id FROM {backlog} "
+                       f"ORDER BY event_id LIMIT %s) RETURNING event_id", [batch])
+        queued = [event_id for (event_id,) in cursor.fetchall()]
     if not queued:
         return 0
     last = ChainLink.objects.order_by("-position").only("position", "hash").first()
@@ -145,7 +148,6 @@ def _seal_batch(batch: int) -> int:
         links.append(ChainLink(position=position, event=event, prev_hash=prev, hash=digest))
         prev = digest
     ChainLink.objects.bulk_create(links)
-    UnsealedEvent.objects.filter(event_id__in=queued).delete()
     return len(links)
 
 

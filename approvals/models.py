@@ -849,8 +849,7 @@ class AuditEvent(models.Model):
         if not transaction.get_connection().in_atomic_block:
             # An event must commit or roll back with the change it records.
             raise RuntimeError("Write audit events inside the transaction of the change.")
-        super().save(*args, **kwargs)
-        UnsealedEvent.objects.create(event_id=self.pk)
+        super().save(*args, **kwargs)  # a trigger queues it for sealing (UnsealedEvent)
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only.")
@@ -880,8 +879,8 @@ class ChainLink(models.Model):
 
 
 class UnsealedEvent(models.Model):
-    """An audit event written but not yet sealed into the chain: one row per event, inserted in
-    the event's own transaction (``AuditEvent.save``) and deleted by the sealer in the
+    """An audit event written but not yet sealed into the chain: one row per event, inserted by a
+    database trigger with the event (approvals' migration 0010) and deleted by the sealer in the
     transaction that appends its link. The table holds only the chain's backlog, so sealing
     reads what is new at a cost that does not grow with the log. A row deleted by someone else
     leaves its event without a link, which ``verify`` reports once the grace period is over."""

@@ -62,9 +62,9 @@ def test_seal_lag_counts_the_backlog_and_the_age_of_its_oldest_event(db):
     # (Inside the test's transaction nothing was sealed on commit.) What a process killed
     # between its commit and its seal leaves: an event, 90 s old, queued.
     with transaction.atomic():
+        # bulk_create, past AuditEvent.save: the database's trigger queues it all the same.
         AuditEvent.objects.bulk_create([AuditEvent(actor="system:test", verb="x", object_type="run", object_id="1",
                                                    created_at=timezone.now() - timedelta(seconds=90))])
-        UnsealedEvent.objects.create(event_id=AuditEvent.objects.order_by("-id").first().pk)
 
     count, age = audit.seal_lag()
 
