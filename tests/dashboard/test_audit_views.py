@@ -80,6 +80,17 @@ def test_verify_now_runs_in_a_worker_and_the_status_updates(worker, client, caro
     assert "Chain holds" in done and "hx-trigger" not in done
 
 
+def test_a_running_verification_shows_how_far_it_got(client, carol):
+    ChainVerification.objects.create(ok=None, message="Verifying…", requested_by="carol",
+                                     links_total=10_000_000, links_checked=2_500_000)
+    client.force_login(carol)
+
+    running = client.get(reverse("audit"), HTTP_HX_REQUEST="true").content.decode()
+
+    assert '<progress value="2500000" max="10000000">' in running
+    assert "2500000 of 10000000 links checked" in running and 'hx-trigger="every 2s"' in running
+
+
 def test_a_background_export_shows_progress_then_the_file(worker, client, carol, settings, tmp_path):
     settings.DATA_DIR = tmp_path
     run = Run.objects.create(model="m", input="x")
