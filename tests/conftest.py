@@ -162,3 +162,26 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"Timed out after {timeout}s waiting for {predicate}")
         time.sleep(interval)
+
+
+def on_sqlite(tmp_path, script: str, stdin: str | None = None):
+    """Migrate a fresh SQLite file (the embedded default) in a process of its own, run ``script``
+    there with ``manage.py shell -c`` (``stdin`` on its standard input), and return the JSON its
+    last output line holds. The suite runs on PostgreSQL; this is how it sees SQLite."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "HANDOFF_TEST_DATABASE_NAME"}}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'embedded.sqlite3'}", HANDOFF_DATA_DIR=str(tmp_path))
+
+    def manage(*args, stdin=None) -> str:
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=Path(__file__).resolve().parents[1], env=env,
+                              input=stdin, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    manage("migrate", "--no-input")
+    return json.loads(manage("shell", "-c", script, stdin=stdin).strip().splitlines()[-1])

@@ -1,21 +1,14 @@
 """``Run.pending_approvals`` follows the run's pending approvals through every path that
 changes one, because a database trigger keeps it, not the code of each path."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from django.db import connection, transaction
 
 from approvals.models import Approval, expire_for_cancelled_run
 from runs.models import Interaction, Run
+from tests.conftest import on_sqlite
 from tests.factories import (
     function_call, make_approval, make_interaction, make_pending_approval, make_run, make_step, requested_call,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def pending_of(run: Run) -> int:
@@ -91,14 +84,4 @@ print(json.dumps([after_create, after_expire]))
 
 
 def test_on_sqlite_the_embedded_default_the_count_is_kept_the_same_way(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "HANDOFF_TEST_DATABASE_NAME"}}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'pending.sqlite3'}", HANDOFF_DATA_DIR=str(tmp_path))
-
-    def manage(*args, stdin=None) -> str:
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, input=stdin,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    manage("migrate", "--no-input")
-    assert json.loads(manage("shell", "-c", SQLITE_SCRIPT).strip().splitlines()[-1]) == [1, 0]
+    assert on_sqlite(tmp_path, SQLITE_SCRIPT) == [1, 0]

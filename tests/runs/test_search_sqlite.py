@@ -3,14 +3,9 @@ takes (words ANDed, "a phrase", -word, or) gives the same runs there. The suite 
 PostgreSQL, so the SQLite side runs in a process of its own against a SQLite file."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from runs.models import Run
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import on_sqlite
 
 TEXTS = {
     "cracked": ("Refund order A-1001: the headband arrived cracked.", ""),
@@ -42,18 +37,7 @@ print(json.dumps({q: sorted(names[pk] for pk in Run.objects.search(q).values_lis
 
 
 def sqlite_results(tmp_path) -> dict[str, list[str]]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "HANDOFF_TEST_DATABASE_NAME"}}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'search.sqlite3'}", HANDOFF_DATA_DIR=str(tmp_path))
-
-    def manage(*args, stdin=None) -> str:
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, input=stdin,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    manage("migrate", "--no-input")
-    out = manage("shell", "-c", SCRIPT, stdin=json.dumps([TEXTS, list(QUERIES)]))
-    return json.loads(out.strip().splitlines()[-1])
+    return on_sqlite(tmp_path, SCRIPT, stdin=json.dumps([TEXTS, list(QUERIES)]))
 
 
 def test_search_on_sqlite_understands_the_postgresql_syntax_and_finds_the_same_runs(db, tmp_path):
