@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from common import drop_database, ensure_database, reference_url  # noqa: E402 (after sys.path is set)
 
 DATABASE_URL = os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/handoff_bench_run_detail")
 os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only")
@@ -46,23 +47,6 @@ USERNAME = "bench-alice"
 RUNS = [(25, 200), (2_500, 2), (250, 200), (500, 200), (50_000, 2)]
 USAGE = {"total_input_tokens": 4000, "total_output_tokens": 600, "total_thought_tokens": 300,
          "total_cached_tokens": 100, "total_tool_use_tokens": 40, "total_tokens": 4940}
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def label(interactions: int, steps: int) -> str:
@@ -176,25 +160,6 @@ def seed(user) -> None:
         wrong = cursor.fetchall()
         assert not wrong, f"seeded counts that do not match the rows: {wrong}"
         cursor.execute("ANALYZE runs_run, runs_interaction, runs_step, runs_artifact")
-
-
-def reference_url() -> str:
-    """Route ``/_bench/signed-in/`` (in this process only) to a view that needs a signed-in user
-    and returns an empty page: Django's own cost of a request (middleware, session, user) with
-    nothing of Handoff's in it."""
-    from django.contrib.auth.decorators import login_required
-    from django.http import HttpResponse
-    from django.urls import clear_url_caches, path
-
-    from dashboard import urls
-
-    @login_required
-    def signed_in(request):
-        return HttpResponse(b"")
-
-    urls.urlpatterns.append(path("_bench/signed-in/", signed_in))
-    clear_url_caches()
-    return "/_bench/signed-in/"
 
 
 def plan_indexes(statements: list[str]) -> str:

@@ -39,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from common import drop_database, ensure_database, reference_url  # noqa: E402 (after sys.path is set)
 
 DATABASE_URL = os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/handoff_bench_runs")
 os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only")
@@ -101,23 +102,6 @@ ERRORS = [
 ]
 TOOL_SETS = ["", ",lookup_order,", ",lookup_order,issue_refund,", ",send_email,",
              ",lookup_order,issue_refund,send_email,", ",delete_account,lookup_order,"]
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class Timer:
@@ -276,25 +260,6 @@ def json_text(node: dict) -> str:
     import json
 
     return json.dumps(node)
-
-
-def reference_url() -> str:
-    """Route ``/_bench/signed-in/`` (in this process only) to a view that needs a signed-in user
-    and returns an empty page: Django's own cost of a request (middleware, session, user) with
-    nothing of Handoff's in it, to read the list's figures against."""
-    from django.contrib.auth.decorators import login_required
-    from django.http import HttpResponse
-    from django.urls import clear_url_caches, path
-
-    from dashboard import urls
-
-    @login_required
-    def signed_in(request):
-        return HttpResponse(b"")
-
-    urls.urlpatterns.append(path("_bench/signed-in/", signed_in))
-    clear_url_caches()
-    return "/_bench/signed-in/"
 
 
 def measure(client, url: str, repeat: int) -> dict:
