@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import DurationField, ExpressionWrapper, F, Field, Func, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThan, LessThan
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,7 +27,7 @@ from google.genai import _interactions as api_errors
 
 from runs import costs, execution, gemini, roles
 from runs.forms import ContinueForm, RunFilterForm, TrackForm
-from runs.models import Artifact, Interaction, Run, Step
+from runs.models import Artifact, Interaction, Run, Step, search_is_selective
 
 PAGE_SIZE = 50
 
@@ -123,19 +124,29 @@ def _cursor_of(run: Run, sort: str) -> str:
 
 
 def _page(
-    runs: QuerySet[Run], sort: str, after: Position | None, before: Position | None
+    runs: QuerySet[Run], sort: str, after: Position | None, before: Position | None, *, few: bool = False
 ) -> tuple[list[Run], bool, bool]:
     """The ``PAGE_SIZE`` runs that follow the cursor position ``after`` in the list's order (or
     precede ``before``, or open the list); and whether runs come before and after the page.
-    One query."""
+    One query.
+
+    ``few`` when ``runs`` are known to be few (a selective search, ``search_is_selective``): the
+    order and the cursor are then written so that no index can serve them (``COALESCE(key,
+    key)``, the same values), and PostgreSQL reads the few runs from the filter's index and sorts
+    them, instead of walking a sort order's index for them."""
     key = SORT_KEYS[sort]
-    position = Row(F(key), F("pk"))
+    if few:
+        runs = runs.alias(page_key=Coalesce(F(key), F(key)), page_pk=Coalesce(F("pk"), F("pk")))
+        key, pk = "page_key", "page_pk"
+    else:
+        pk = "pk"
+    position = Row(F(key), F(pk))
     if before is not None:
         # The previous page: walk back up from the cursor, then show those runs in list order.
-        order = (key, "pk")
+        order = (key, pk)
         runs = runs.filter(GreaterThan(position, Row(Value(before[0]), Value(before[1]))))
     else:
-        order = (f"-{key}", "-pk")
+        order = (f"-{key}", f"-{pk}")
         if after is not None:
             runs = runs.filter(LessThan(position, Row(Value(after[0]), Value(after[1]))))
     rows = list(runs.order_by(*order).only(*LIST_FIELDS)[: PAGE_SIZE + 1])
@@ -182,7 +193,9 @@ def run_list(request: HttpRequest) -> HttpResponse:
     if (request.GET.get("after") or request.GET.get("before")) and after is None and before is None:
         errors.append("That page link is not valid: showing the first page.")
 
-    rows, has_previous, has_next = _page(_filtered_runs(form), sort, after, before)
+    text = form.cleaned_data.get("q") or ""
+    rows, has_previous, has_next = _page(_filtered_runs(form), sort, after, before,
+                                         few=bool(text) and search_is_selective(text))
     query = _query(form)
     context = {
         "form": form,

@@ -107,3 +107,56 @@ def test_pending_counts_only_runs_with_a_pending_approval(client, alice, seeded)
     assert listed and {run.pk for run in listed} <= pending
     assert all(run.pending_approvals == 1 for run in listed)
     assert not any(run.pk not in pending for run in listed)
+
+
+def walk(form_params: dict, sort: str, few: bool) -> list[list[Run]]:
+    """Every page of the list through ``_page``'s cursors, with the given query shape."""
+    from runs.views import _cursor, _cursor_of, _filtered_runs, _page
+
+    form = RunFilterForm({**form_params, "sort": sort})
+    assert form.is_valid(), form.errors
+    pages, after = [], None
+    while True:
+        rows, _, more = _page(_filtered_runs(form), sort, after, None, few=few)
+        pages.append(rows)
+        if not more:
+            return pages
+        after = _cursor(_cursor_of(rows[-1], sort), sort)
+
+
+@pytest.mark.parametrize("sort", list(RunFilterForm.SORTS))
+@pytest.mark.parametrize("params", [{"q": "parcel"}, {"q": "refund"}, {}, {"status": "completed"}],
+                         ids=lambda params: urlencode(params) or "no-filter")
+def test_the_shape_for_few_runs_pages_exactly_like_the_indexed_one(seeded, params, sort):
+    """``few=True`` (sort keys no index can serve) against the indexed order, page by page,
+    ties in threes included."""
+    indexed, unindexed = walk(params, sort, few=False), walk(params, sort, few=True)
+
+    assert unindexed == indexed
+    assert len(indexed) > 1 or params  # the whole list has several pages
+    assert [run for page in indexed for run in page] == reference(params, sort)
+
+
+def test_a_word_the_statistics_do_not_list_as_common_is_read_from_the_search_index(client, alice, seeded):
+    from django.db import connection
+
+    from runs.models import search_is_selective
+
+    assert not search_is_selective("refund")  # no statistics yet: the planner's own choice
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runs_run")
+
+    # Written after ANALYZE, so its word is in no statistics: rarer than any they list.
+    make_run(input="refund order 9999, the zebra-print case", total_tokens=5)
+
+    assert search_is_selective("zebra") and not search_is_selective("refund")
+    client.force_login(alice)
+    statements: list[str] = []
+    # Not CaptureQueriesContext: a request resets Django's query log as it starts.
+    with connection.execute_wrapper(lambda execute, sql, *args: statements.append(sql) or execute(sql, *args)):
+        rare = client.get(URL, {"q": "zebra", "sort": "tokens"})
+    common = client.get(URL, {"q": "refund", "sort": "tokens"})
+    listed = [sql for sql in statements if 'FROM "runs_run"' in sql and "ORDER BY" in sql]
+    assert [run.input_text for run in rare.context["runs"]] == ["refund order 9999, the zebra-print case"]
+    assert listed and "COALESCE" in listed[-1]
+    assert len(common.context["runs"]) == PAGE_SIZE
