@@ -185,3 +185,20 @@ def on_sqlite(tmp_path, script: str, stdin: str | None = None):
 
     manage("migrate", "--no-input")
     return json.loads(manage("shell", "-c", script, stdin=stdin).strip().splitlines()[-1])
+
+
+def wait_for_port(port: int, server, log_path, timeout: float = 60.0) -> None:
+    """Wait until something listens on 127.0.0.1:``port``; fail with the ``server`` process's
+    log (``log_path``) if it exits first or ``timeout`` seconds pass."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(log_path.read_text())
+            time.sleep(0.2)

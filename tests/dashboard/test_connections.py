@@ -6,12 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
 from django.db import connection
+
+from tests.conftest import wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = 20
@@ -44,15 +45,7 @@ def runserver(db, tmp_path):
     server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp_path / "runserver.log").read_text())
-                time.sleep(0.2)
+        wait_for_port(port, server, tmp_path / "runserver.log")
         yield port, database
     finally:
         server.terminate()

@@ -27,7 +27,7 @@ from approvals.models import Approval
 from dashboard import metrics
 from runs import execution
 from runs.models import Run
-from tests.conftest import wait_for
+from tests.conftest import wait_for, wait_for_port
 from tests.runs.test_execution_flow import settled, start_order_support
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -298,15 +298,7 @@ def gunicorn(db, tmp_path):
     server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "dashboard/gunicorn.conf.py", "dashboard.wsgi"],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(log_path.read_text())
-                time.sleep(0.2)
+        wait_for_port(port, server, log_path)
         yield f"http://127.0.0.1:{port}", log_path
     finally:
         server.terminate()
