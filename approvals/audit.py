@@ -45,7 +45,8 @@ def record(
 ) -> AuditEvent:
     """Append one event. ``actor`` is a user or a ``system:<component>`` string; ``obj`` the
     model instance the event is about (or ``None`` with ``object_type``/``object_id``, e.g. a
-    failed sign-in for a username); ``run`` the run it belongs to, if any. Raises
+    failed sign-in for a username); ``run`` the run it belongs to, if any: a ``Run`` or its id
+    (``approval.run_id`` saves loading a run only for its id). Raises
     ``RuntimeError`` outside a transaction (see ``AuditEvent.save``)."""
     user = None if isinstance(actor, str) else actor
     event = AuditEvent.objects.create(
@@ -54,7 +55,7 @@ def record(
         verb=verb,
         object_type=obj._meta.model_name if obj is not None else object_type,
         object_id=str(obj.pk) if obj is not None else object_id,
-        run_id=run.pk if run is not None else None,
+        run_id=run.pk if isinstance(run, models.Model) else run,
         tool=getattr(obj, "function_name", ""),
         before=before,
         after=after,
@@ -127,20 +128,8 @@ def seal(batch: int = 5000, *, wait: bool = True) -> int:
 def _seal_batch(batch: int) -> int:
     """Under the sealer's lock: link up to ``batch`` events of the backlog and take them off it.
     Returns how many were linked."""
-    # Taken off the backlog and read in one statement; a rollback puts them back.
-    backlog = connection.ops.quote_name(UnsealedEvent._meta.db_table)
-    with transaction.get_connection().cursor() as cursor:
-        cursor.execute(f"DELETE FROM {backlog} WHERE event_id IN (SELECT event_id FROM {backlog} "
-                       f"ORDER BY event_id LIMIT %s) RETURNING event_id", [batch])
-        queued = [event_id for (event_id,) in cursor.fetchall()]
-    if not queued:
-        return 0
-    last = ChainLink.objects.order_by("-position").only("position", "hash").first()
+    events, last = _take_backlog(batch)
     prev, position = (last.hash, last.position) if last else (GENESIS, 0)
-    # A backlog row for an event that already has its link (put there by hand) or whose event is
-    # gone is dropped: neither may stop the chain from growing.
-    events = (AuditEvent.objects.filter(id__in=queued)
-              .filter(~models.Exists(ChainLink.objects.filter(event_id=models.OuterRef("id")))).order_by("id"))
     links = []
     for event in events:
         digest = event_hash(prev, event)
@@ -149,6 +138,42 @@ def _seal_batch(batch: int) -> int:
         prev = digest
     ChainLink.objects.bulk_create(links)
     return len(links)
+
+
+def _take_backlog(batch: int) -> tuple[list[AuditEvent], ChainLink | None]:
+    """Under the sealer's lock: take up to ``batch`` events off the backlog (a rollback puts them
+    back) and return them in id order, with the chain's last link (``None`` for an empty chain).
+    A backlog row for an event that already has its link (put there by hand) or whose event is
+    gone is dropped and not returned: neither may stop the chain from growing.
+
+    On PostgreSQL one statement does it all (``DELETE … RETURNING`` in a ``WITH``): a commit's
+    seal costs its round trips, not its rows, so every one saved counts. Elsewhere, three."""
+    backlog = connection.ops.quote_name(UnsealedEvent._meta.db_table)
+    take = f"DELETE FROM {backlog} WHERE event_id IN (SELECT event_id FROM {backlog} ORDER BY event_id LIMIT %s)"
+    unlinked = ~models.Exists(ChainLink.objects.filter(event_id=models.OuterRef("id")))
+    if transaction.get_connection().vendor != "postgresql":
+        with transaction.get_connection().cursor() as cursor:
+            cursor.execute(f"{take} RETURNING event_id", [batch])
+            queued = [event_id for (event_id,) in cursor.fetchall()]
+        if not queued:
+            return [], None
+        last = ChainLink.objects.order_by("-position").only("position", "hash").first()
+        return list(AuditEvent.objects.filter(id__in=queued).filter(unlinked).order_by("id")), last
+    events_table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    links_table = connection.ops.quote_name(ChainLink._meta.db_table)
+    # The events are read by id from the rows taken (``IN``), never by walking the log; every
+    # part of one statement sees the same snapshot, taken after the sealer's lock.
+    events = list(AuditEvent.objects.raw(
+        f"WITH taken AS ({take} RETURNING event_id), "
+        f"last AS (SELECT position, hash FROM {links_table} ORDER BY position DESC LIMIT 1) "
+        f"SELECT e.*, (SELECT position FROM last) AS last_position, (SELECT hash FROM last) AS last_hash "
+        f"FROM {events_table} e WHERE e.id IN (SELECT event_id FROM taken) "
+        f"AND NOT EXISTS (SELECT 1 FROM {links_table} l WHERE l.event_id = e.id) ORDER BY e.id",
+        [batch],
+    ))
+    if not events or events[0].last_position is None:
+        return events, None
+    return events, ChainLink(position=events[0].last_position, hash=events[0].last_hash)
 
 
 def seal_lag() -> tuple[int, float]:

@@ -177,6 +177,9 @@ class Approval(models.Model):
 
     objects = ApprovalQuerySet.as_manager()
 
+    # Not a column: the follow-up interaction the last ``settle`` of this instance recorded.
+    follow_up: Interaction | None = None
+
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
@@ -250,7 +253,7 @@ class Approval(models.Model):
                 pk=self.pk, status=self.Status.PENDING,
             ).update(claimed_by=by, claimed_until=now + lease)
             if won:
-                audit.record(actor=by, verb="approval.claimed", obj=self, run=self.run,
+                audit.record(actor=by, verb="approval.claimed", obj=self, run=self.run_id,
                              after={"call_id": self.call_id, "until": (now + lease).isoformat()})
         self.refresh_from_db()
         return bool(won)
@@ -277,7 +280,7 @@ class Approval(models.Model):
                 return None
             approval.claimed_by, approval.claimed_until = by, now + lease
             approval.save(update_fields=["claimed_by", "claimed_until"])
-            audit.record(actor=by, verb="approval.claimed", obj=approval, run=approval.run,
+            audit.record(actor=by, verb="approval.claimed", obj=approval, run=approval.run_id,
                          after={"call_id": approval.call_id, "until": approval.claimed_until.isoformat()})
         return approval
 
@@ -293,7 +296,7 @@ class Approval(models.Model):
             held_by = self.claimed_by.get_username() if self.claimed_by else None
             released = claims.update(claimed_by=None, claimed_until=None)
             if released:
-                audit.record(actor=by, verb="approval.released", obj=self, run=self.run, before={"claimed_by": held_by})
+                audit.record(actor=by, verb="approval.released", obj=self, run=self.run_id, before={"claimed_by": held_by})
         self.refresh_from_db()
         return bool(released)
 
@@ -332,12 +335,16 @@ class Approval(models.Model):
             elif approval.schema_error and result is None:
                 raise DecisionRefused(f"The arguments do not fit {approval.function_name}'s schema: edit them "
                                       "so they do, or reject the call.")
-            if approval.decisions.filter(user=by, verdict=Decision.Verdict.APPROVE,
-                                         arguments_hash=approval.arguments_hash).exists():
+            # Who approved the arguments in force (``approvals_so_far``), read once: the approval's
+            # lock keeps other decisions out until this one commits.
+            approvers = set(approval.decisions.filter(verdict=Decision.Verdict.APPROVE,
+                                                      arguments_hash=approval.arguments_hash)
+                            .values_list("user_id", flat=True))
+            if by.pk in approvers:
                 raise DecisionRefused("You approved this already: it needs another reviewer's approval.")
             Decision.objects.create(approval=approval, user=by, verdict=Decision.Verdict.APPROVE,
                                     arguments_hash=approval.arguments_hash, arguments=approval.current_arguments)
-            count = approval.approvals_so_far()
+            count = len(approvers) + 1
             done = count >= approval.approvals_required
             audit.record(
                 actor=by, verb="approval.approved", obj=approval, run=approval.run,
@@ -360,7 +367,7 @@ class Approval(models.Model):
             elif done:
                 pk = approval.pk
                 transaction.on_commit(lambda: execute_function_call.delay(pk))
-        self.refresh_from_db()
+        self._take_fields(approval)
         return True
 
     def reject(self, *, by, shown_hash: str, reason: str) -> bool:
@@ -393,8 +400,18 @@ class Approval(models.Model):
                        "reason": reason, "result": result},
             )
             approval.settle(result, is_error=True)
-        self.refresh_from_db()
+        self._take_fields(approval)
         return True
+
+    def _take_fields(self, decided: "Approval") -> None:
+        """Take the columns of ``decided``, this row as a decision locked, changed and saved it:
+        what ``refresh_from_db`` would read, without reading it. Related objects loaded before
+        (the run, whose status the decision may have moved) are dropped, as ``refresh_from_db``
+        drops them."""
+        for field in self._meta.concrete_fields:
+            setattr(self, field.attname, getattr(decided, field.attname))
+            if field.is_relation and field.is_cached(self):
+                field.delete_cached_value(self)
 
     def _edit(self, arguments: dict[str, Any], *, by) -> None:
         """Put edited ``arguments`` in force on this locked, pending approval: validate them
@@ -421,7 +438,7 @@ class Approval(models.Model):
         self.arguments_hash = arguments_hash(arguments)
         self.schema_error = ""
         after = self._requirement_fields()
-        audit.record(actor=by, verb="approval.edited", obj=self, run=self.run,
+        audit.record(actor=by, verb="approval.edited", obj=self, run=self.run_id,
                      before={"arguments": self.arguments, **before},
                      after={"arguments": arguments, **after})
         self._check_may_approve(by)
@@ -517,7 +534,7 @@ class Approval(models.Model):
                 pk=self.pk, status=self.Status.PENDING, remind_at__lte=now, reminded_at__isnull=True
             ).update(reminded_at=now)
             if sent:
-                audit.record(actor="system:deadlines", verb="approval.reminded", obj=self, run=self.run,
+                audit.record(actor="system:deadlines", verb="approval.reminded", obj=self, run=self.run_id,
                              after={"approver_group": self.approver_group,
                                     "deadline_at": self.deadline_at.isoformat() if self.deadline_at else None})
                 notifications.queue(self, "reminder")
@@ -557,10 +574,11 @@ class Approval(models.Model):
         """
         from approvals import audit, tools
 
+        now = timezone.now()
         claimed = Approval.objects.filter(
             pk=self.pk, status__in=[self.Status.AUTO, self.Status.APPROVED],
             execution_started_at__isnull=True, settled_at__isnull=True,
-        ).update(execution_started_at=timezone.now())
+        ).update(execution_started_at=now)
         if not claimed:
             self.refresh_from_db()
             if self.settled_at is None and self.executed_at is not None:
@@ -568,7 +586,9 @@ class Approval(models.Model):
             elif self.settled_at is None and self.execution_started_at is not None:
                 self.settle_stalled_execution()
             return False
-        self.refresh_from_db()
+        # The row as the caller read it is the one that runs: the claim's condition says it is
+        # approved (or run by policy), and arguments change only while a call is pending.
+        self.execution_started_at = now
         tool = tools.get(self.function_name)
         try:
             result, is_error = tool.function(**self.current_arguments), False
@@ -580,7 +600,7 @@ class Approval(models.Model):
                 result=result, result_is_error=is_error, executed_at=timezone.now()
             )
             audit.record(
-                actor="system:worker", verb="function_call.executed", obj=self, run=self.run,
+                actor="system:worker", verb="function_call.executed", obj=self, run=self.run_id,
                 after={"call_id": self.call_id, "function_name": self.function_name,
                        "arguments": self.current_arguments, "result": result, "is_error": is_error},
             )
@@ -605,7 +625,7 @@ class Approval(models.Model):
         with transaction.atomic():
             if not self.settle(result, is_error=True):
                 return False
-            audit.record(actor="system:worker", verb="function_call.outcome_unknown", obj=self, run=self.run,
+            audit.record(actor="system:worker", verb="function_call.outcome_unknown", obj=self, run=self.run_id,
                          after={"call_id": self.call_id, "function_name": self.function_name,
                                 "started_at": self.execution_started_at.isoformat(), "result": result})
         return True
@@ -655,19 +675,23 @@ class Approval(models.Model):
 
         Locks the run and the interaction first (the lock order), so two calls settled at once
         cannot both see the other as unsettled and leave the run waiting forever. Returns whether
-        this call settled it.
+        this call settled it; then ``follow_up`` is the follow-up interaction this settle
+        recorded (its intent, not sent yet), else ``None``.
         """
+        now = timezone.now()
         with transaction.atomic():
             interaction = execution.lock_interaction(self.interaction_id, run_pk=self.run_id)
             settled = Approval.objects.filter(pk=self.pk, settled_at__isnull=True).update(
-                result=result, result_is_error=is_error, settled_at=timezone.now()
+                result=result, result_is_error=is_error, settled_at=now
             )
             if not settled:
                 return False
             calls = list(interaction.approvals.order_by("id"))
+            follow_up = None
             if all(call.settled_at for call in calls):
-                execution.continue_with(interaction, input=[call.function_result() for call in calls])
-        self.refresh_from_db()
+                follow_up = execution.continue_with(interaction, input=[call.function_result() for call in calls])
+        self.result, self.result_is_error, self.settled_at = result, is_error, now
+        self.follow_up = follow_up
         return True
 
     def function_result(self) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from celery import shared_task
 
 from approvals.models import Approval, StillExecuting
 from runs import execution
-from runs.models import Interaction
 from runs.tasks import TRANSIENT_ERRORS, retry_send
 
 # Seconds: the longest countdown a task here is given (see dashboard/settings.py, the broker's
@@ -22,7 +21,7 @@ def execute_function_call(approval_pk: int) -> None:
     claim on the intent makes one of the two send. When the inline send meets a transient error
     it queues the retry itself, with backoff (``runs.tasks.retry_send``): the queued task may be
     waiting out this send's claim for the whole lease."""
-    approval = Approval.objects.select_related("interaction").get(pk=approval_pk)
+    approval = Approval.objects.get(pk=approval_pk)
     try:
         ran = approval.execute()
     except StillExecuting as exc:
@@ -32,20 +31,14 @@ def execute_function_call(approval_pk: int) -> None:
         # another worker once the broker's visibility timeout passes.
         execute_function_call.apply_async((approval_pk,), countdown=min(exc.seconds, RECHECK_CAP))
         return
-    if not ran:
+    if not ran or approval.follow_up is None:
         return
-    follow_up = (
-        Interaction.objects.filter(run_id=approval.run_id, sequence=approval.interaction.sequence + 1,
-                                   dispatch=Interaction.Dispatch.PENDING)
-        .values_list("pk", flat=True).first()
-    )
-    if follow_up is not None:
-        try:
-            execution.send(follow_up)
-        except execution.StillSending:
-            pass  # the queued send task holds the claim; it retries its own errors
-        except TRANSIENT_ERRORS:
-            retry_send(follow_up)  # the intent is back to pending: the backoff starts here
+    try:
+        execution.send(approval.follow_up.pk)
+    except execution.StillSending:
+        pass  # the queued send task holds the claim; it retries its own errors
+    except TRANSIENT_ERRORS:
+        retry_send(approval.follow_up.pk)  # the intent is back to pending: the backoff starts here
 
 
 @shared_task(bind=True, max_retries=5)

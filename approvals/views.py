@@ -46,7 +46,9 @@ APPROVE = Decision.Verdict.APPROVE
 
 
 def _group_names(user) -> frozenset[str]:
-    return frozenset(user.groups.values_list("name", flat=True))
+    # A request's user carries its group names, read once for the request (``RoleBackend``).
+    names = getattr(user, "group_names", None)
+    return frozenset(names) if names is not None else frozenset(user.groups.values_list("name", flat=True))
 
 
 def _check_may_decide(user, approval: Approval) -> None:

@@ -16,19 +16,24 @@
 (c) The same desk under load through the real pages, for each worker size (``--workers 1,2,4``:
     one ``celery -A dashboard worker --concurrency N`` prefork worker, as ``make serve`` runs it):
     50 reviewer threads, each with its own signed-in session, loop over HTTP against gunicorn:
-    POST "Claim next", GET the call's page (the arguments hash it shows), POST Approve (or
-    Reject, one call in ten). Per run, the latency is from the last of its 5 clicks to its
-    follow-up's arrival at the API (the model can go on only once all 5 are answered). Prints
-    p50 and p95 of that latency and their ratios to the floor (a), decisions/s (clicks answered
-    by the web side) and answered/s (function results at the API per second, from the first
-    claim to the last follow-up), and the duplicate and lost counts.
+    POST "Claim next", GET the call's page (the arguments hash it shows), read it, POST Approve
+    (or Reject, one call in ten). Reading takes each reviewer a time drawn from 0 to 2 x
+    ``--think`` seconds; one row per think time (``--think 0,5``): 0 is reviewers that click as
+    fast as the pages answer, which holds the machine's CPU at its limit (the desk's most
+    decisions per second), 5 is people who read the call they decide. Per run, the latency is
+    from the last of its 5 clicks to its follow-up's arrival at the API (the model can go on only
+    once all 5 are answered). Prints p50 and p95 of that latency and their ratios to the floor
+    (a), decisions/s (clicks answered by the web side) and answered/s (function results at the
+    API per second, from the first claim to the last follow-up), and the duplicate and lost
+    counts.
 
-A real Celery worker process on PostgreSQL and Redis, gunicorn (``-w 2``, sync workers, DEBUG off)
-for the pages, and the bundled emulator in a process of its own (so the reviewer threads here do
-not slow its answers), reached over HTTP by the worker's google-genai client.
+A real Celery worker process on PostgreSQL and Redis, gunicorn (its configuration file, DEBUG
+off) for the pages, and the bundled emulator in a process of its own (so the reviewer threads
+here do not slow its answers), reached over HTTP by the worker's google-genai client. All of it,
+with the database and the reviewers, shares this machine's cores.
 
     .venv/bin/python benchmarks/approval_desk.py [--runs 15] [--reviewers 50] [--calls 500]
-        [--workers 1,2,4] [--skip-in-process] [--keep]
+        [--workers 1,2,4] [--think 0,5] [--skip-in-process] [--keep]
 
 Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/handoff_bench_desk, created
 afresh each run, dropped at the end unless --keep), CELERY_BROKER_URL (default
@@ -39,6 +44,7 @@ worker's and gunicorn's: the server needs max_connections well above that.
 import argparse
 import multiprocessing
 import os
+import random
 import re
 import socket
 import statistics
@@ -351,14 +357,17 @@ def wait_until_idle() -> None:
     time.sleep(1.0)  # the last tasks taken finish
 
 
-def http_desk(emulator, base_url: str, users, calls: int, settle_timeout: float, tag: str) -> dict:
-    """(c) for one worker size: the reviewers work a fresh queue through the pages."""
+def http_desk(emulator, base_url: str, users, calls: int, settle_timeout: float, tag: str, think: float) -> dict:
+    """(c) for one worker size: the reviewers work a fresh queue through the pages, each taking
+    a time drawn uniformly from 0 to 2 x ``think`` seconds to read a call before deciding it
+    (``think`` 0: as fast as the pages answer)."""
     from approvals.models import Approval, Decision
     from runs.models import Run
 
     run_ids = queue_of_runs(calls, tag)
     reviewers = [Reviewer(user, base_url) for user in users]
     barrier = threading.Barrier(len(reviewers) + 1)
+    pace = random.Random(len(tag))
     clicks: dict[int, float] = {}
     outcomes: Counter = Counter()
     errors: list[str] = []
@@ -367,7 +376,10 @@ def http_desk(emulator, base_url: str, users, calls: int, settle_timeout: float,
         try:
             barrier.wait()
             while (pk := reviewer.claim_next()) is not None:
-                clicked, status = reviewer.decide(pk, reviewer.shown_hash(pk), reject=pk % 10 == 0)
+                shown_hash = reviewer.shown_hash(pk)
+                if think:
+                    time.sleep(pace.uniform(0, 2 * think))
+                clicked, status = reviewer.decide(pk, shown_hash, reject=pk % 10 == 0)
                 outcomes[status] += 1
                 if status == 302:
                     clicks[pk] = clicked
@@ -507,12 +519,14 @@ def main() -> None:
     parser.add_argument("--reviewers", type=int, default=50)
     parser.add_argument("--calls", type=int, default=500, help="calls in each queue of (b) and (c), a multiple of 5")
     parser.add_argument("--workers", default="1,2,4", help="worker sizes (prefork processes) for (c)")
+    parser.add_argument("--think", default="0,5", help="(c)'s reviewers' mean seconds reading a call, one row each")
     parser.add_argument("--settle-timeout", type=float, default=180, help="seconds (b), (c) wait for the follow-ups")
     parser.add_argument("--skip-in-process", action="store_true", help="leave out (b)")
     parser.add_argument("--port", type=int, default=0, help="gunicorn's port (default: a free one)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = parser.parse_args()
     sizes = [int(n) for n in args.workers.split(",") if n]
+    thinks = [float(n) for n in args.think.split(",") if n]
 
     recreate_database(DATABASE_URL)
     purge_queue()
@@ -542,13 +556,14 @@ def main() -> None:
         finally:
             stop(worker)
         users = reviewer_users("desk-bench-http", args.reviewers)
-        for size in sizes:
-            worker = start_worker(size, logs / f"worker-{size}.log")
-            try:
-                under_load[size] = http_desk(emulator, base_url, users, args.calls, args.settle_timeout,
-                                             tag=f"{size}{int(time.time()) % 10000:04d}")
-            finally:
-                stop(worker)
+        for think in thinks:
+            for size in sizes:
+                worker = start_worker(size, logs / f"worker-{size}-think-{think:g}.log")
+                try:
+                    under_load[think, size] = http_desk(emulator, base_url, users, args.calls, args.settle_timeout,
+                                                        tag=f"{size}{int(time.time()) % 10000:04d}", think=think)
+                finally:
+                    stop(worker)
     finally:
         stop(gunicorn)
         emulator.stop()
@@ -579,15 +594,15 @@ def main() -> None:
         print(f"    last follow-up at the API {desk['answered_in']:.1f} s after the first claim")
         if desk["errors"]:
             print(f"    reviewer errors    {len(desk['errors'])}: {desk['errors'][:3]}")
-    print(f"(c) {args.reviewers} reviewers over HTTP (claim next, open, approve; 1 in 10 rejected), one queue of "
-          f"{args.calls} calls per worker size; latency: a run's last click -> its follow-up at the API "
-          f"(target: p95 under 1000 ms with 2 processes)")
-    print(f"    {'processes':>9} {'p50 ms':>8} {'x floor':>7} {'p95 ms':>8} {'x floor':>7} {'decisions/s':>11} "
-          f"{'answered/s':>10} {'last at':>7} {'dup':>4} {'lost':>4} {'done':>8} {'409s':>5}")
-    for size, row in under_load.items():
+    print(f"(c) {args.reviewers} reviewers over HTTP (claim next, open, read for 0 to 2 x think s, approve; 1 in 10 "
+          f"rejected), one queue of {args.calls} calls per row; latency: a run's last click -> its follow-up at the "
+          f"API (target: p95 under 1000 ms with 2 processes)")
+    print(f"    {'think s':>7} {'processes':>9} {'p50 ms':>8} {'x floor':>7} {'p95 ms':>8} {'x floor':>7} "
+          f"{'decisions/s':>11} {'answered/s':>10} {'last at':>7} {'dup':>4} {'lost':>4} {'done':>8} {'409s':>5}")
+    for (think, size), row in under_load.items():
         lat = row["latencies"] or [float("nan")]
         p50, p95 = statistics.median(lat), percentile(lat, 0.95)
-        print(f"    {size:>9} {p50:>8.0f} {p50 / floor:>7.1f} {p95:>8.0f} {p95 / floor:>7.1f} "
+        print(f"    {think:>7g} {size:>9} {p50:>8.0f} {p50 / floor:>7.1f} {p95:>8.0f} {p95 / floor:>7.1f} "
               f"{row['decisions'] / row['decided_in']:>11.1f} {row['answered'] / row['answered_in']:>10.1f} "
               f"{row['answered_in']:>6.1f}s {row['duplicates']:>4} {row['lost']:>4} "
               f"{row['completed']:>4}/{row['runs']:<3} {row['lost_races']:>5}")

@@ -233,7 +233,7 @@ def continue_with(previous: Interaction, **body: Any) -> Interaction | None:
         first_step=run.step_count,
     )
     _count_interaction(run)
-    _set_run_status(run, Run.Status.RUNNING)
+    _set_run_status(run, Run.Status.RUNNING, current=True)  # read above, under the run's lock
     _queue_send(follow_up)
     return follow_up
 
@@ -726,6 +726,11 @@ def record(interaction: Interaction, response: gemini.Response) -> None:
         _record(interaction, response)
 
 
+# The interaction's columns ``_record`` sets.
+RECORDED_FIELDS = ("step_count", "interaction_id", "dispatch", "status", "sdk_version", "schema_warning", "output_text",
+                   "usage", "errors", "finished_at", "next_poll_at")
+
+
 @transaction.atomic
 def _record(interaction: Interaction, response: gemini.Response) -> None:
     interaction = lock_interaction(interaction.pk, run_pk=interaction.run_id)
@@ -755,7 +760,8 @@ def _record(interaction: Interaction, response: gemini.Response) -> None:
     else:
         delay = poll_delay(interaction.poll_count)
         interaction.next_poll_at = now + timedelta(seconds=delay)
-    interaction.save()
+    # The columns set above only: the request (the whole input, the tools) is never written again.
+    interaction.save(update_fields=RECORDED_FIELDS)
 
     if added:
         Step.objects.bulk_create(step_row(interaction, i, data) for i, data in enumerate(steps) if i >= known)
@@ -849,11 +855,11 @@ def _function_results(request: dict[str, Any]) -> list[dict[str, Any]]:
 def _advance_run(run: Run, interaction: Interaction, delay: float | None, continuation_token: str | None) -> None:
     status = interaction.status
     S = Interaction.Status
-    # ``run`` is the row ``record`` locked: its status is current.
+    # ``run`` is the row ``record`` locked: its status is current (``_set_run_status(current=True)``).
     if run.status == Run.Status.CANCELLED:
         return  # recorded for the timeline, but nothing more is asked of the API
     if status in (S.QUEUED, S.IN_PROGRESS):
-        _set_run_status(run, Run.Status.RUNNING)
+        _set_run_status(run, Run.Status.RUNNING, current=True)
         _queue_poll(interaction, delay)
     elif status == S.REQUIRES_CONTINUATION:
         # The per-request decode limit was reached (gemini-interactions.md §9): continue with the
@@ -866,23 +872,27 @@ def _advance_run(run: Run, interaction: Interaction, delay: float | None, contin
         if not interaction.function_calls():
             _fail_run(interaction, "The interaction requires action but holds no function call.")
             return
-        _set_run_status(run, hooks.handle_requires_action(interaction))
+        _set_run_status(run, hooks.handle_requires_action(interaction), current=True)
     elif status == S.COMPLETED:
-        _set_run_status(run, Run.Status.COMPLETED, output_text=interaction.output_text)
+        _set_run_status(run, Run.Status.COMPLETED, current=True, output_text=interaction.output_text)
     elif status == S.CANCELLED:
-        _set_run_status(run, Run.Status.CANCELLED)
+        _set_run_status(run, Run.Status.CANCELLED, current=True)
     else:
         messages = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}" for e in interaction.errors)
         _fail_run(interaction, f"The interaction ended {status}" + (f" ({messages})" if messages else "."))
 
 
-def _set_run_status(run: Run, status: str, **also: Any) -> bool:
+def _set_run_status(run: Run, status: str, *, current: bool = False, **also: Any) -> bool:
     """Move ``run`` to ``status`` with one conditional UPDATE (``WHERE status = <the status
     read>``), which also sets the fields in ``also`` (the output text of a completed run), and
     record the change when it won. A final run stays final. Returns whether this call changed
     the status: ``False`` when it already was ``status``, is final, or another transaction
-    changed it first (a cancel racing a decision's follow-up, say)."""
-    run.refresh_from_db(fields=["status"])
+    changed it first (a cancel racing a decision's follow-up, say).
+
+    ``current``: ``run.status`` is known to be the row's (the caller's transaction locked the
+    row, read it then, and changed its status only through here), so it is not read again."""
+    if not current:
+        run.refresh_from_db(fields=["status"])
     before = run.status
     if before == status or before in Run.FINAL_STATUSES:
         return False

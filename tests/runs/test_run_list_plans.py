@@ -16,6 +16,8 @@ from tests.factories import make_approval, make_interaction, make_run, make_step
 
 URL = "/runs/"
 STATUSES = [value for value, _ in Run.Status.choices]
+# The seeded runs start within the last 80 minutes: today's, or also yesterday's after midnight.
+TODAY = timezone.localdate().isoformat()
 
 
 @pytest.fixture
@@ -55,6 +57,10 @@ def reference(params: dict, sort: str) -> list[Run]:
         runs = runs.filter(approvals__status=Approval.Status.PENDING).distinct()
     if "q" in params:
         runs = runs.search(params["q"])
+    if "from" in params:
+        runs = runs.filter(created_at__date__gte=params["from"])
+    if "to" in params:
+        runs = runs.filter(created_at__date__lte=params["to"])
     if sort == "duration":
         runs = runs.filter(duration_ms__isnull=False)
     key = SORT_KEYS[sort]
@@ -72,6 +78,8 @@ FILTERS = [
     {"by": "nobody"},
     {"q": "parcel"},
     {"pending": "1", "status": "failed", "by": "alice"},
+    {"from": TODAY, "to": TODAY},
+    {"from": TODAY, "status": "completed"},
 ]
 
 
@@ -109,7 +117,7 @@ def test_pending_counts_only_runs_with_a_pending_approval(client, alice, seeded)
     assert not any(run.pk not in pending for run in listed)
 
 
-def walk(form_params: dict, sort: str, few: bool) -> list[list[Run]]:
+def walk(form_params: dict, sort: str, few: bool, dated: bool = False) -> list[list[Run]]:
     """Every page of the list through ``_page``'s cursors, with the given query shape."""
     from runs.views import _cursor, _cursor_of, _filtered_runs, _page
 
@@ -117,7 +125,7 @@ def walk(form_params: dict, sort: str, few: bool) -> list[list[Run]]:
     assert form.is_valid(), form.errors
     pages, after = [], None
     while True:
-        rows, _, more = _page(_filtered_runs(form), sort, after, None, few=few)
+        rows, _, more = _page(_filtered_runs(form), sort, after, None, few=few, dated=dated)
         pages.append(rows)
         if not more:
             return pages
@@ -135,6 +143,31 @@ def test_the_shape_for_few_runs_pages_exactly_like_the_indexed_one(seeded, param
     assert unindexed == indexed
     assert len(indexed) > 1 or params  # the whole list has several pages
     assert [run for page in indexed for run in page] == reference(params, sort)
+
+
+@pytest.mark.parametrize("sort", list(RunFilterForm.SORTS))
+def test_the_shape_for_a_date_range_pages_exactly_like_the_plain_one(seeded, sort):
+    """``dated=True`` (the page's ids chosen in a subquery) against the plain query, page by
+    page, ties in threes included."""
+    params = {"from": TODAY, "to": TODAY}
+    plain, dated = walk(params, sort, few=False), walk(params, sort, few=False, dated=True)
+
+    assert dated == plain and len(plain) > 1
+    assert [run for page in dated for run in page] == reference(params, sort)
+
+
+def test_a_date_range_sorted_by_tokens_chooses_its_page_by_id(client, alice, seeded):
+    from django.db import connection
+
+    client.force_login(alice)
+    statements: list[str] = []
+    with connection.execute_wrapper(lambda execute, sql, *args: statements.append(sql) or execute(sql, *args)):
+        response = client.get(URL, {"from": TODAY, "sort": "tokens"})
+        client.get(URL, {"sort": "tokens"})
+    dated, plain = [sql for sql in statements if 'FROM "runs_run"' in sql and "ORDER BY" in sql]
+    assert response.status_code == 200 and len(response.context["runs"]) == PAGE_SIZE
+    assert dated.count('FROM "runs_run"') == 2 and ' IN (SELECT ' in dated
+    assert plain.count('FROM "runs_run"') == 1
 
 
 def test_a_word_the_statistics_do_not_list_as_common_is_read_from_the_search_index(client, alice, seeded):
