@@ -365,8 +365,7 @@ class Approval(models.Model):
             if done and result is not None:
                 approval.settle(result, is_error=False)
             elif done:
-                pk = approval.pk
-                transaction.on_commit(lambda: execute_function_call.delay(pk))
+                execute_function_call.delay_on_commit(approval.pk)
         self._take_fields(approval)
         return True
 
@@ -794,8 +793,7 @@ def settle_function_calls(interaction: Interaction) -> str:
             if approval.is_pending:
                 notifications.queue(approval, "requested")
         if approval.status == Approval.Status.AUTO and approval.settled_at is None:
-            pk = approval.pk
-            transaction.on_commit(lambda pk=pk: execute_function_call.delay(pk))
+            execute_function_call.delay_on_commit(approval.pk)
         waiting = waiting or approval.is_pending
     return Run.Status.WAITING_FOR_APPROVAL if waiting else Run.Status.RUNNING
 

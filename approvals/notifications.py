@@ -22,7 +22,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
 
 EVENTS = {
     "requested": "waits for a decision",
@@ -35,8 +34,7 @@ def queue(approval, event: str) -> None:
     """Send the notifications for ``event`` about ``approval`` once the transaction commits."""
     from approvals.tasks import send_notifications
 
-    pk = approval.pk
-    transaction.on_commit(lambda: send_notifications.delay(pk, event))
+    send_notifications.delay_on_commit(approval.pk, event)
 
 
 def deep_link(approval) -> str:

@@ -17,7 +17,6 @@ that died mid-request) makes the row ``unknown``, and it is never resent automat
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,7 +32,6 @@ from dashboard import metrics  # imports nothing of Handoff's: no cycle
 from runs import gemini
 from runs.models import Artifact, Interaction, Run, Step
 
-log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system:worker"
 # Errors after which the API has certainly not created an interaction, so a resend is safe.
@@ -241,15 +239,13 @@ def continue_with(previous: Interaction, **body: Any) -> Interaction | None:
 def _queue_send(interaction: Interaction) -> None:
     from runs.tasks import send_interaction  # tasks import this module
 
-    pk = interaction.pk
-    transaction.on_commit(lambda: send_interaction.delay(pk))
+    send_interaction.delay_on_commit(interaction.pk)
 
 
 def _queue_poll(interaction: Interaction, delay: float) -> None:
     from runs.tasks import poll_interaction
 
-    pk = interaction.pk
-    transaction.on_commit(lambda: poll_interaction.apply_async((pk,), countdown=delay))
+    poll_interaction.apply_async_on_commit((interaction.pk,), countdown=delay)
 
 
 class CannotDoThat(Exception):
@@ -282,7 +278,7 @@ def cancel_run(run_pk: int, *, by) -> Run:
     from runs.tasks import cancel_interaction
 
     for pk in live.values_list("pk", flat=True):
-        transaction.on_commit(lambda pk=pk: cancel_interaction.delay(pk))
+        cancel_interaction.delay_on_commit(pk)
     return run
 
 

@@ -93,10 +93,6 @@ class Response:
     def continuation_token(self) -> str:
         return str(self.payload.get("continuation_token") or "")
 
-    @property
-    def output_text(self) -> str:
-        return output_text(self.steps)
-
 
 def output_text(steps: list[dict[str, Any]]) -> str:
     """The text of the trailing ``model_output`` steps, computed as google-genai 3.3.0 computes

@@ -186,7 +186,9 @@ class Run(models.Model):
             # One per sort order of the run list, and one per equality filter and sort order, so
             # every page is an index range scan that starts at its cursor (keyset pagination),
             # however rare the filtered value and however its runs fall in the sort order.
-            models.Index(fields=["-created_at", "-id"], name="run_created_idx"),
+            # It carries the other sort keys: a date range sorted by duration or tokens reads the
+            # range's runs from it alone (an index-only scan), their rows fetched for the page only.
+            models.Index(fields=["-created_at", "-id"], include=["duration_ms", "total_tokens"], name="run_created_idx"),
             models.Index(fields=["-duration_ms", "-id"], name="run_duration_idx"),
             models.Index(fields=["-total_tokens", "-id"], name="run_tokens_idx"),
             models.Index(fields=["status", "-created_at", "-id"], name="run_status_created_idx"),
@@ -206,10 +208,6 @@ class Run(models.Model):
             models.Index(fields=["-created_at", "-id"], name="run_pending_created_idx", condition=Q(pending_approvals__gt=0)),
             models.Index(fields=["-duration_ms", "-id"], name="run_pending_duration_idx", condition=Q(pending_approvals__gt=0)),
             models.Index(fields=["-total_tokens", "-id"], name="run_pending_tokens_idx", condition=Q(pending_approvals__gt=0)),
-            # A date range sorted by duration or tokens: the range's runs are read from this index
-            # alone (an index-only scan) and sorted there, their rows fetched for the page only.
-            models.Index(fields=["created_at"], include=["duration_ms", "total_tokens", "id"],
-                         name="run_created_covering_idx"),
             # Full-text search over inputs and output text (PostgreSQL only: migrations 0002-0004).
             GinIndex(SEARCH_DOCUMENT, name="run_search_idx"),
             # "Tool used" (tool_names LIKE '%,name,%') by trigrams, so a rare tool is found without

@@ -138,7 +138,7 @@ def _page(
 
     ``dated`` when ``runs`` are filtered by a date range: for the duration and tokens orders the
     page's ids are chosen in a subquery that needs no other column than ``created_at``, the sort
-    key and the id, so PostgreSQL may read a narrow range from ``run_created_covering_idx`` alone
+    key and the id, so PostgreSQL may read a narrow range from ``run_created_idx`` alone
     (an index-only scan, no row fetched) and sort it; the rows are read for the page's ids only.
     At 10,000,000 runs a day's 27,000 runs, read row by row and sorted, took 50 ms. A wide range
     still walks the sort order's index: the planner knows the range's size from its histogram."""
