@@ -245,7 +245,7 @@ class Approval(models.Model):
         Raises ``PermissionDenied`` when ``by`` may not decide it."""
         from approvals import audit
 
-        self._check_group(by)
+        self.check_group(by)
         now = timezone.now()
         with transaction.atomic():
             won = Approval.objects.filter(
@@ -447,13 +447,16 @@ class Approval(models.Model):
                 "creator_may_approve": self.creator_may_approve, "policy": self.policy,
                 "deadline_at": self.deadline_at.isoformat() if self.deadline_at else None}
 
-    def _check_group(self, user) -> None:
+    def check_group(self, user) -> None:
+        """Raises ``PermissionDenied`` unless ``user`` is in this call's approver group: what a
+        page checks before it reads a decision's form. Every decision checks it again, and the
+        rest, under the approval's lock (``_locked_for_decision``)."""
         if not in_group(user, self.approver_group):
             raise PermissionDenied(f"Only members of the {self.approver_group} group may decide this call.")
 
     def _check_may_approve(self, user) -> None:
         """Raises ``PermissionDenied`` unless ``user`` may approve this call as it now stands."""
-        self._check_group(user)
+        self.check_group(user)
         if not self.creator_may_approve and self.is_requester(user):
             raise PermissionDenied("Policy: whoever asked for this call (started or continued its run) may not "
                                    "approve it; another reviewer must.")
@@ -467,7 +470,7 @@ class Approval(models.Model):
         approval = Approval.objects.select_for_update(of=("self",)).get(pk=self.pk)
         approval.interaction, approval.run = interaction, interaction.run
         if kind == "reject":
-            approval._check_group(by)
+            approval.check_group(by)
         else:
             approval._check_may_approve(by)
         if kind not in approval.allowed_decisions:

@@ -51,11 +51,6 @@ def _group_names(user) -> frozenset[str]:
     return frozenset(names) if names is not None else frozenset(user.groups.values_list("name", flat=True))
 
 
-def _check_may_decide(user, approval: Approval) -> None:
-    if approval.approver_group not in _group_names(user):
-        raise PermissionDenied(f"Only members of the {approval.approver_group} group may decide this call.")
-
-
 def _with_progress(approvals: QuerySet[Approval], user) -> QuerySet[Approval]:
     """``approvals`` annotated with ``approvals_count`` (approve decisions on the arguments in
     force, as ``Approval.approvals_so_far`` counts them) and ``approved_by_me``, in the same
@@ -383,7 +378,7 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
     changed since shown, claimed by someone else, approved twice by the same person)."""
     roles.require(request.user, "decide")
     approval = _get_approval(pk)
-    _check_may_decide(request.user, approval)
+    approval.check_group(request.user)
     if "arguments" in request.POST:
         form = EditForm(request.POST, function_name=approval.function_name, current=approval.current_arguments)
         bound = {"edit_form": form}
@@ -422,7 +417,7 @@ def reject(request: HttpRequest, pk: int) -> HttpResponse:
     400 for an invalid form; 409 when the model refuses the decision."""
     roles.require(request.user, "decide")
     approval = _get_approval(pk)
-    _check_may_decide(request.user, approval)
+    approval.check_group(request.user)
     form = RejectForm(request.POST)
     if not form.is_valid():
         return _render_approval(request, approval, reject_form=form, status=400)

@@ -11,7 +11,7 @@ It lives in ``runs`` although approvals and the audit log use it too: the layers
 actions it guards belong here.
 
 Deciding a function call passes two checks: this coarse one (the *reviewer* role may decide at
-all), then the call's own (``Approval._check_group``: a member of the call's approver group,
+all), then the call's own (``Approval.check_group``: a member of the call's approver group,
 not one of its requesters where policy says so). The model has the last word.
 """
 
