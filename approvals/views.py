@@ -45,12 +45,6 @@ APPROVE = Decision.Verdict.APPROVE
 # --- Who may do what -------------------------------------------------------------------------
 
 
-def _group_names(user) -> frozenset[str]:
-    # A request's user carries its group names, read once for the request (``RoleBackend``).
-    names = getattr(user, "group_names", None)
-    return frozenset(names) if names is not None else frozenset(user.groups.values_list("name", flat=True))
-
-
 def _with_progress(approvals: QuerySet[Approval], user) -> QuerySet[Approval]:
     """``approvals`` annotated with ``approvals_count`` (approve decisions on the arguments in
     force, as ``Approval.approvals_so_far`` counts them) and ``approved_by_me``, in the same
@@ -219,7 +213,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             .select_related("run", "claimed_by", "decided_by")
             .order_by(*order)[:QUEUE_LIMIT]
         )
-    groups = _group_names(request.user)
+    groups = roles.group_names(request.user)
     filters = form.active_filters()
     context = {
         "form": form,
@@ -321,7 +315,7 @@ def _render_approval(
     approval.approvals_count = len(counting)
     approval.approved_by_me = any(d.user_id == user.pk for d in counting)
     approval.requested_by_me = approval.is_requester(user)
-    _desk(approval, user, _group_names(user), timezone.now())
+    _desk(approval, user, roles.group_names(user), timezone.now())
     # A refused decision shows the current arguments: the forms carry their hash afresh.
     initial = {"shown_hash": approval.arguments_hash}
     context = {
@@ -509,7 +503,7 @@ def _preview(request: HttpRequest, form: QueueFilterForm, pks: list[int] | None)
     total = approvals.count()
     rows = list(_with_progress(approvals, request.user).select_related("run", "claimed_by", "decided_by")
                 .order_by("created_at", "id")[:BULK_LIMIT])
-    groups = _group_names(request.user)
+    groups = roles.group_names(request.user)
     return [_desk(row, request.user, groups, now) for row in rows], total
 
 

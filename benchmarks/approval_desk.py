@@ -94,6 +94,20 @@ def wait_for(predicate, timeout=60.0, interval=0.005):
     return value
 
 
+def race(work, each: list, barrier: threading.Barrier, *, clock) -> tuple[float, float]:
+    """Run ``work(item)`` for each item in a thread of its own, all let go at once through
+    ``barrier`` (one party more than the items, this thread); returns when the ``clock`` started
+    and the seconds until the last thread ended."""
+    threads = [threading.Thread(target=work, args=(item,)) for item in each]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = clock()
+    for thread in threads:
+        thread.join()
+    return started, clock() - started
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[round(fraction * (len(ordered) - 1))]
@@ -386,14 +400,7 @@ def http_desk(emulator, base_url: str, users, calls: int, settle_timeout: float,
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
 
-    threads = [threading.Thread(target=work, args=(reviewer,)) for reviewer in reviewers]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.time()
-    for thread in threads:
-        thread.join()
-    decided_in = time.time() - started
+    started, decided_in = race(work, reviewers, barrier, clock=time.time)
     final = Run.objects.filter(pk__in=run_ids, status__in=Run.FINAL_STATUSES)
     try:
         wait_for(lambda: final.count() == len(run_ids), timeout=settle_timeout, interval=0.1)
@@ -473,14 +480,7 @@ def reviewers_desk(emulator, reviewers: int, calls: int, settle_timeout: float) 
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=work, args=(user,)) for user in users]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.monotonic()
-    for thread in threads:
-        thread.join()
-    decided_in = time.monotonic() - started
+    started, decided_in = race(work, users, barrier, clock=time.monotonic)
     try:
         wait_for(lambda: Run.objects.filter(pk__in=run_ids, status__in=Run.FINAL_STATUSES).count() == len(run_ids),
                  timeout=settle_timeout, interval=0.1)

@@ -70,7 +70,8 @@ _WHAT = {
 }
 
 
-def _group_names(user) -> frozenset[str]:
+def group_names(user) -> frozenset[str]:
+    """The names of ``user``'s groups. At most one query."""
     # ``RoleBackend`` gives a request's user its group names, read once for all of the request's
     # checks; any other user object is asked afresh, so it never answers from a stale list.
     names = getattr(user, "group_names", None)
@@ -85,7 +86,7 @@ def roles_of(user) -> frozenset[str]:
     query (none for a request's user once its groups are read)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return frozenset()
-    groups = _group_names(user)
+    groups = group_names(user)
     roles = {VIEWER, *(role for role, names in ROLE_GROUPS.items() if groups.intersection(names))}
     if user.is_superuser:
         roles.add(ADMIN)

@@ -187,6 +187,17 @@ def on_sqlite(tmp_path, script: str, stdin: str | None = None):
     return json.loads(manage("shell", "-c", script, stdin=stdin).strip().splitlines()[-1])
 
 
+def purge_task_queue(broker_url: str, queue: str) -> None:
+    """Delete what the broker holds for ``queue`` (tasks of a killed worker, the queue's
+    bindings): a suite's private queue goes when its test does."""
+    import redis
+
+    broker = redis.Redis.from_url(broker_url)
+    for key in broker.scan_iter(f"*{queue}*"):
+        broker.delete(key)
+    broker.close()
+
+
 def wait_for_port(port: int, server, log_path, timeout: float = 60.0) -> None:
     """Wait until something listens on 127.0.0.1:``port``; fail with the ``server`` process's
     log (``log_path``) if it exits first or ``timeout`` seconds pass."""

@@ -29,13 +29,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-import redis
 from django.conf import settings
 from django.db import connection
 
 from approvals.models import Approval, AuditEvent
 from runs.models import Interaction, Run
-from tests.conftest import make_user, wait_for
+from tests.conftest import make_user, purge_task_queue, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -92,10 +91,7 @@ def handoff(tmp_path, api, transactional_db):
     for worker in workers:
         worker.kill()
     # What is left of the queue (tasks of a killed worker, the queue's bindings) goes with it.
-    broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])
-    for key in broker.scan_iter(f"*{env['HANDOFF_TASK_QUEUE']}*"):
-        broker.delete(key)
-    broker.close()
+    purge_task_queue(env["CELERY_BROKER_URL"], env["HANDOFF_TASK_QUEUE"])
 
 
 class WorkerProcess:

@@ -30,7 +30,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 import requests
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -40,7 +39,7 @@ from django.test import Client
 from approvals.models import Approval
 from runs.models import Interaction, Run
 from tests.approvals.test_worker_killed import WorkerProcess, database_url
-from tests.conftest import wait_for
+from tests.conftest import purge_task_queue, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -118,10 +117,7 @@ def deployment(tmp_path, api, transactional_db):
     finally:
         for process in processes:
             process.kill()
-        broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])
-        for key in broker.scan_iter(f"*{env['HANDOFF_TASK_QUEUE']}*"):
-            broker.delete(key)
-        broker.close()
+        purge_task_queue(env["CELERY_BROKER_URL"], env["HANDOFF_TASK_QUEUE"])
 
 
 def answers(url: str) -> bool:
