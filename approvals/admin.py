@@ -1,13 +1,12 @@
-"""Admin pages for approvals and the audit log: for looking only. Decisions go through the
-approval page (or the ``decide`` command) so they are checked and audited; audit events are
-append-only."""
+"""Admin pages for approvals: for looking only. Decisions go through the approval page (or the
+``decide`` command) so they are checked and audited."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
-from approvals.models import Approval, AuditCheckpoint, AuditEvent
-from runs.admin import ReadOnlyAdmin
+from approvals.models import Approval
+from audit.admin import ReadOnlyAdmin
 
 
 @admin.register(Approval)
@@ -18,16 +17,3 @@ class ApprovalAdmin(ReadOnlyAdmin):
     list_select_related = ("run", "decided_by")
     show_full_result_count = False
 
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "actor", "verb", "object_type", "object_id", "run_id")
-    list_filter = ("verb", "object_type")
-    search_fields = ("actor", "object_id", "request_id")
-    show_full_result_count = False
-
-
-@admin.register(AuditCheckpoint)
-class AuditCheckpointAdmin(ReadOnlyAdmin):
-    list_display = ("number", "created_at", "position", "hash", "key_fingerprint")
-    show_full_result_count = False

@@ -19,9 +19,10 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from approvals import metrics
 from approvals.policies import REVIEWERS_GROUP
-from dashboard import metrics  # a leaf module: it imports nothing of Handoff's
-from runs import execution, roles
+from audit import roles
+from runs import execution
 from runs.models import Interaction, Run
 
 AUDITORS_GROUP = "auditors"
@@ -55,7 +56,7 @@ def is_reviewer(user) -> bool:
 
 
 def is_auditor(user) -> bool:
-    """Whether ``user`` may read the audit log (``runs.roles``: auditors, reviewers, admins)."""
+    """Whether ``user`` may read the audit log (``audit.roles``: auditors, reviewers, admins)."""
     return roles.may(user, "read_audit")
 
 
@@ -243,7 +244,7 @@ class Approval(models.Model):
         """Claim this pending call for ``by`` until ``lease`` from now (renewing their own claim).
         Returns ``False`` when someone else holds an unexpired claim or it is no longer pending.
         Raises ``PermissionDenied`` when ``by`` may not decide it."""
-        from approvals import audit
+        from audit import log
 
         self.check_group(by)
         now = timezone.now()
@@ -253,7 +254,7 @@ class Approval(models.Model):
                 pk=self.pk, status=self.Status.PENDING,
             ).update(claimed_by=by, claimed_until=now + lease)
             if won:
-                audit.record(actor=by, verb="approval.claimed", obj=self, run=self.run_id,
+                log.record(actor=by, verb="approval.claimed", obj=self, run=self.run_id,
                              after={"call_id": self.call_id, "until": (now + lease).isoformat()})
         self.refresh_from_db()
         return bool(won)
@@ -264,7 +265,7 @@ class Approval(models.Model):
         given). Rows other reviewers are claiming at this instant are skipped, not waited for
         (``SELECT … FOR UPDATE SKIP LOCKED``), so many reviewers pulling work from one queue
         never get the same item. Returns the claimed approval or ``None``."""
-        from approvals import audit
+        from audit import log
 
         now = timezone.now()
         base = (queryset if queryset is not None else cls.objects.all()).decidable_by(by)
@@ -280,14 +281,14 @@ class Approval(models.Model):
                 return None
             approval.claimed_by, approval.claimed_until = by, now + lease
             approval.save(update_fields=["claimed_by", "claimed_until"])
-            audit.record(actor=by, verb="approval.claimed", obj=approval, run=approval.run_id,
+            log.record(actor=by, verb="approval.claimed", obj=approval, run=approval.run_id,
                          after={"call_id": approval.call_id, "until": approval.claimed_until.isoformat()})
         return approval
 
     def release(self, *, by) -> bool:
-        """Give up a claim: its holder, or an admin freeing a stuck item (``runs.roles``:
+        """Give up a claim: its holder, or an admin freeing a stuck item (``audit.roles``:
         *administer*)."""
-        from approvals import audit
+        from audit import log
 
         with transaction.atomic():
             claims = Approval.objects.filter(pk=self.pk, claimed_by__isnull=False)
@@ -296,7 +297,7 @@ class Approval(models.Model):
             held_by = self.claimed_by.get_username() if self.claimed_by else None
             released = claims.update(claimed_by=None, claimed_until=None)
             if released:
-                audit.record(actor=by, verb="approval.released", obj=self, run=self.run_id, before={"claimed_by": held_by})
+                log.record(actor=by, verb="approval.released", obj=self, run=self.run_id, before={"claimed_by": held_by})
         self.refresh_from_db()
         return bool(released)
 
@@ -318,7 +319,7 @@ class Approval(models.Model):
         or a requester where policy forbids it, also after an edit made the policy stricter) and
         ``DecisionRefused``; either leaves everything as it was (one transaction).
         """
-        from approvals import audit
+        from audit import log
         from approvals.tasks import execute_function_call
 
         kind = "respond" if result is not None else "edit" if arguments is not None else "approve"
@@ -346,7 +347,7 @@ class Approval(models.Model):
                                     arguments_hash=approval.arguments_hash, arguments=approval.current_arguments)
             count = len(approvers) + 1
             done = count >= approval.approvals_required
-            audit.record(
+            log.record(
                 actor=by, verb="approval.approved", obj=approval, run=approval.run,
                 before={"status": self.Status.PENDING},
                 after={"status": self.Status.APPROVED if done else self.Status.PENDING,
@@ -374,7 +375,7 @@ class Approval(models.Model):
         model receives an error ``function_result`` carrying the reason and the run goes on.
         Returns whether this decision counted; raises ``PermissionDenied`` and
         ``DecisionRefused``."""
-        from approvals import audit
+        from audit import log
 
         reason = reason.strip()
         if not reason:
@@ -391,7 +392,7 @@ class Approval(models.Model):
             approval.claimed_by = approval.claimed_until = None
             metrics.decided(approval, "rejected")  # decision latency, counted on commit
             approval.save()
-            audit.record(
+            log.record(
                 actor=by, verb="approval.rejected", obj=approval, run=approval.run,
                 before={"status": self.Status.PENDING},
                 after={"status": self.Status.REJECTED, "call_id": approval.call_id,
@@ -417,7 +418,8 @@ class Approval(models.Model):
         against the tool's schema, evaluate policy on them, keep the stricter requirement, and
         check again that ``by`` may approve under it. Raises ``DecisionRefused`` (schema) and
         ``PermissionDenied``; the caller's transaction rolls everything back then."""
-        from approvals import audit, policies, tools
+        from approvals import policies, tools
+        from audit import log
 
         tools.validate_arguments(self.function_name, arguments)  # DecisionRefused
         requirement = policies.evaluate(self.function_name, arguments)
@@ -437,7 +439,7 @@ class Approval(models.Model):
         self.arguments_hash = arguments_hash(arguments)
         self.schema_error = ""
         after = self._requirement_fields()
-        audit.record(actor=by, verb="approval.edited", obj=self, run=self.run_id,
+        log.record(actor=by, verb="approval.edited", obj=self, run=self.run_id,
                      before={"arguments": self.arguments, **before},
                      after={"arguments": arguments, **after})
         self._check_may_approve(by)
@@ -491,7 +493,8 @@ class Approval(models.Model):
         deadline as long as the first) or reject as expired, sending the model an error result.
         Conditional updates make a second run of the same check a no-op. Returns whether this
         call changed the approval."""
-        from approvals import audit, notifications
+        from approvals import notifications
+        from audit import log
 
         now = now or timezone.now()
         with transaction.atomic():
@@ -509,7 +512,7 @@ class Approval(models.Model):
                 approval.on_deadline = self.OnDeadline.REJECT
                 approval.claimed_by = approval.claimed_until = None
                 approval.save()
-                audit.record(actor="system:deadlines", verb="approval.escalated", obj=approval, run=approval.run,
+                log.record(actor="system:deadlines", verb="approval.escalated", obj=approval, run=approval.run,
                              before=before, after={"approver_group": approval.approver_group,
                                                    "deadline_at": approval.deadline_at.isoformat()})
                 notifications.queue(approval, "escalated")
@@ -520,7 +523,7 @@ class Approval(models.Model):
             approval.claimed_by = approval.claimed_until = None
             approval.save()
             result = {"error": "Expired: no reviewer decided before the deadline, so the call was not run."}
-            audit.record(actor="system:deadlines", verb="approval.expired", obj=approval, run=approval.run,
+            log.record(actor="system:deadlines", verb="approval.expired", obj=approval, run=approval.run,
                          before={"status": self.Status.PENDING},
                          after={"status": self.Status.EXPIRED, "call_id": approval.call_id, "result": result})
             approval.settle(result, is_error=True)
@@ -528,7 +531,8 @@ class Approval(models.Model):
 
     def remind(self, *, now=None) -> bool:
         """Send the reminder due before the deadline, once (conditional update)."""
-        from approvals import audit, notifications
+        from approvals import notifications
+        from audit import log
 
         now = now or timezone.now()
         with transaction.atomic():
@@ -536,7 +540,7 @@ class Approval(models.Model):
                 pk=self.pk, status=self.Status.PENDING, remind_at__lte=now, reminded_at__isnull=True
             ).update(reminded_at=now)
             if sent:
-                audit.record(actor="system:deadlines", verb="approval.reminded", obj=self, run=self.run_id,
+                log.record(actor="system:deadlines", verb="approval.reminded", obj=self, run=self.run_id,
                              after={"approver_group": self.approver_group,
                                     "deadline_at": self.deadline_at.isoformat() if self.deadline_at else None})
                 notifications.queue(self, "reminder")
@@ -574,7 +578,8 @@ class Approval(models.Model):
         model still hears about the call exactly once. Raises ``StillExecuting`` while another
         worker's claim has not run out.
         """
-        from approvals import audit, tools
+        from approvals import tools
+        from audit import log
 
         now = timezone.now()
         claimed = Approval.objects.filter(
@@ -601,7 +606,7 @@ class Approval(models.Model):
             Approval.objects.filter(pk=self.pk, executed_at__isnull=True).update(
                 result=result, result_is_error=is_error, executed_at=timezone.now()
             )
-            audit.record(
+            log.record(
                 actor="system:worker", verb="function_call.executed", obj=self, run=self.run_id,
                 after={"call_id": self.call_id, "function_name": self.function_name,
                        "arguments": self.current_arguments, "result": result, "is_error": is_error},
@@ -613,7 +618,7 @@ class Approval(models.Model):
         """Settle a call whose execution claim ran out with no result recorded (see ``execute``).
         Raises ``StillExecuting`` when the claim is still within its lease. Returns whether this
         call settled it."""
-        from approvals import audit
+        from audit import log
 
         now = now or timezone.now()
         if self.executed_at is not None:
@@ -627,7 +632,7 @@ class Approval(models.Model):
         with transaction.atomic():
             if not self.settle(result, is_error=True):
                 return False
-            audit.record(actor="system:worker", verb="function_call.outcome_unknown", obj=self, run=self.run_id,
+            log.record(actor="system:worker", verb="function_call.outcome_unknown", obj=self, run=self.run_id,
                          after={"call_id": self.call_id, "function_name": self.function_name,
                                 "started_at": self.execution_started_at.isoformat(), "result": result})
         return True
@@ -747,7 +752,8 @@ def settle_function_calls(interaction: Interaction) -> str:
     Registered as ``runs.execution.hooks.handle_requires_action``; runs inside the transaction
     that records the interaction. Returns the run's new status.
     """
-    from approvals import audit, notifications, policies, tools
+    from approvals import notifications, policies, tools
+    from audit import log
     from approvals.tasks import execute_function_call
 
     waiting = False
@@ -783,7 +789,7 @@ def settle_function_calls(interaction: Interaction) -> str:
             },
         )
         if created:
-            audit.record(
+            log.record(
                 actor="system:policy",
                 verb="approval.requested" if approval.is_pending else "function_call.auto_approved",
                 obj=approval, run=interaction.run,
@@ -809,7 +815,7 @@ def expire_for_cancelled_run(*, run: Run, by) -> None:
     order), so none is under way here; a claim or reminder holds an approval alone for an
     instant, and is waited for: every pending call closes, none is skipped.
     """
-    from approvals import audit
+    from audit import log
 
     now = timezone.now()
     for approval in Approval.objects.select_for_update(of=("self",)).filter(run=run, status=Approval.Status.PENDING):
@@ -818,213 +824,8 @@ def expire_for_cancelled_run(*, run: Run, by) -> None:
         approval.reason = f"The run was cancelled by {by.get_username() if by else 'the system'}."
         approval.claimed_by = approval.claimed_until = None
         approval.save(update_fields=["status", "decided_at", "reason", "claimed_by", "claimed_until"])
-        audit.record(
+        log.record(
             actor=by or "system:worker", verb="approval.expired", obj=approval, run=run,
             before={"status": Approval.Status.PENDING},
             after={"status": Approval.Status.EXPIRED, "call_id": approval.call_id, "reason": approval.reason},
         )
-
-
-class AuditEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise TypeError("Audit events are append-only.")
-
-    def delete(self):
-        raise TypeError("Audit events are append-only.")
-
-
-class AuditEvent(models.Model):
-    """An append-only record of a state change or decision, written in the same transaction as the
-    change it describes (see ``approvals.audit.record``)."""
-
-    actor = models.CharField(max_length=150, help_text="A username, or system:<component>.")
-    actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    verb = models.CharField(max_length=64)
-    object_type = models.CharField(max_length=64)
-    object_id = models.CharField(max_length=64)
-    # Plain ids, not foreign keys: an event must outlive (and never cascade with) what it names.
-    run_id = models.BigIntegerField(null=True, blank=True)
-    # The function the event is about, for events about a function call ("" otherwise).
-    tool = models.CharField(max_length=200, blank=True)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    objects = AuditEventQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["id"]
-        indexes = [
-            models.Index(fields=["created_at"], name="audit_created_idx"),
-            models.Index(fields=["run_id", "id"], name="audit_run_idx"),
-            models.Index(fields=["verb", "id"], name="audit_verb_idx"),
-            models.Index(fields=["actor", "id"], name="audit_actor_idx"),
-            models.Index(fields=["tool", "id"], name="audit_tool_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.actor} {self.verb} {self.object_type}:{self.object_id}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise TypeError("Audit events are append-only.")
-        if not transaction.get_connection().in_atomic_block:
-            # An event must commit or roll back with the change it records.
-            raise RuntimeError("Write audit events inside the transaction of the change.")
-        super().save(*args, **kwargs)  # a trigger queues it for sealing (UnsealedEvent)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("Audit events are append-only.")
-
-
-class ChainLink(models.Model):
-    """The hash chain over the audit log: link ``position`` seals one event with
-    ``hash = SHA-256(prev_hash + canonical JSON of the event)`` (``approvals.audit.event_hash``).
-
-    Links are appended after the event's transaction commits, by one sealer at a time (a
-    PostgreSQL advisory lock), in event id order; keeping the chain out of the business
-    transaction means no decision ever waits on the audit lock while holding row locks.
-    Append-only like the events (a database trigger on PostgreSQL).
-    """
-
-    position = models.PositiveBigIntegerField(unique=True)
-    event = models.OneToOneField(AuditEvent, on_delete=models.DO_NOTHING, related_name="link", db_constraint=False)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
-    sealed_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["position"]
-
-    def __str__(self) -> str:
-        return f"#{self.position} {self.hash[:12]}"
-
-
-class UnsealedEvent(models.Model):
-    """An audit event written but not yet sealed into the chain: one row per event, inserted by a
-    database trigger with the event (approvals' migration 0010) and deleted by the sealer in the
-    transaction that appends its link. The table holds only the chain's backlog, so sealing
-    reads what is new at a cost that does not grow with the log. A row deleted by someone else
-    leaves its event without a link, which ``verify`` reports once the grace period is over."""
-
-    event = models.OneToOneField(
-        AuditEvent, primary_key=True, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
-    )
-
-    def __str__(self) -> str:
-        return f"event {self.event_id} (unsealed)"
-
-
-class ChainVerification(models.Model):
-    """One run of ``verify_audit`` (or the audit page's Verify button) and what it found."""
-
-    verified_at = models.DateTimeField(default=timezone.now)
-    # None while a verification asked for on the audit page is still running.
-    ok = models.BooleanField(null=True)
-    links_checked = models.PositiveBigIntegerField(default=0)
-    # The chain's length when the walk started, for the progress of a running verification.
-    links_total = models.PositiveBigIntegerField(default=0)
-    first_bad_event_id = models.BigIntegerField(null=True, blank=True)
-    message = models.TextField()
-    duration_ms = models.PositiveIntegerField(default=0)
-    requested_by = models.CharField(max_length=150, blank=True)
-
-    class Meta:
-        ordering = ["-verified_at", "-id"]
-        get_latest_by = "verified_at"
-
-    def __str__(self) -> str:
-        return f"{'held' if self.ok else 'BROKEN'} at {self.verified_at:%Y-%m-%d %H:%M}"
-
-
-class AuditExport(models.Model):
-    """A large audit export written to a file by a Celery job, with its progress."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    format = models.CharField(max_length=8)
-    filters = models.JSONField(default=dict)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    rows_total = models.PositiveBigIntegerField(default=0)
-    rows_done = models.PositiveBigIntegerField(default=0)
-    file_name = models.CharField(max_length=200, blank=True)
-    sha256 = models.CharField(max_length=64, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"Audit export {self.pk} ({self.format}, {self.status})"
-
-    @property
-    def percent(self) -> int:
-        return 100 if self.status == self.Status.DONE else int(100 * self.rows_done / self.rows_total) if self.rows_total else 0
-
-
-class AuditCheckpointQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise TypeError("Audit checkpoints are append-only.")
-
-    def delete(self):
-        raise TypeError("Audit checkpoints are append-only.")
-
-
-class AuditCheckpoint(models.Model):
-    """A signed statement of the chain's head: "at ``created_at`` the chain ended at link
-    ``position`` (sealing event ``event_id``) with hash ``hash``". Signed (Ed25519, hex in
-    ``signature``) by the key in ``HANDOFF_AUDIT_SIGNING_KEY_FILE``, which lives outside the
-    database; each checkpoint's signed bytes include the previous checkpoint's signature, so the
-    checkpoints form a chain of their own. ``position`` 0 with the genesis hash is an empty
-    chain. Written by ``approvals.audit.checkpoint``; append-only like the events (a database
-    trigger on PostgreSQL).
-    """
-
-    number = models.PositiveBigIntegerField(unique=True)
-    position = models.PositiveBigIntegerField()
-    hash = models.CharField(max_length=64)
-    event_id = models.BigIntegerField(null=True, blank=True)
-    prev_signature = models.CharField(max_length=128, blank=True)
-    key_fingerprint = models.CharField(max_length=64, help_text="SHA-256 (hex) of the raw Ed25519 public key.")
-    signature = models.CharField(max_length=128)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    objects = AuditCheckpointQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["number"]
-
-    def __str__(self) -> str:
-        return f"checkpoint {self.number}: link #{self.position} {self.hash[:12]}"
-
-    def fields(self) -> dict[str, Any]:
-        """What the signature covers, JSON-ready (``created_at`` as ISO 8601)."""
-        return {
-            "number": self.number, "position": self.position, "hash": self.hash, "event_id": self.event_id,
-            "prev_signature": self.prev_signature, "key_fingerprint": self.key_fingerprint,
-            "created_at": self.created_at.isoformat(),
-        }
-
-    def signed_bytes(self) -> bytes:
-        """The bytes the signature covers: a fixed prefix, then ``fields()`` as JSON with sorted
-        keys and no spaces."""
-        body = json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
-        return b"handoff-audit-checkpoint v1\n" + body.encode()
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise TypeError("Audit checkpoints are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("Audit checkpoints are append-only.")

@@ -26,7 +26,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from approvals import tools
 from approvals.forms import ApproveForm, BulkDecisionForm, EditForm, QueueFilterForm, RejectForm
 from approvals.models import Approval, Decision, DecisionRefused, is_reviewer
-from runs import roles
+from audit import roles
 from runs.models import Interaction, Step
 
 # The queue lists this many calls of a tab; the tab counts are exact whatever their size.

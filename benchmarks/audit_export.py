@@ -1,7 +1,7 @@
 """Benchmark: exporting the audit log.
 
 Seeds PostgreSQL with 1,000,000 audit events (server-side SQL), then streams them through the
-same code the page and ``export_audit`` use (``approvals.audit.export_lines``) to a null sink,
+same code the page and ``export_audit`` use (``audit.exports.export_lines``) to a null sink,
 as CSV and as JSONL, and prints events per second (median of the repeats) and peak Python
 memory (tracemalloc, a separate pass) for a tenth of the log and for all of it: flat memory
 means the two peaks are about the same.
@@ -55,7 +55,7 @@ class NullSink:
 
 def export(events, fmt: str) -> tuple[int, int]:
     """Stream ``events`` to a null sink; returns (events exported, characters written)."""
-    from approvals.audit import export_chunks
+    from audit.exports import export_chunks
 
     sink, rows = NullSink(), 0
     for text, count in export_chunks(events, fmt):
@@ -77,7 +77,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from approvals.models import AuditEvent
+    from audit.models import AuditEvent
 
     call_command("migrate", verbosity=0)
     count = AuditEvent.objects.count()

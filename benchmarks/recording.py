@@ -135,11 +135,11 @@ def child(repeat: int, round_number: int) -> None:
     from django.db import connection
     from django.db.models import Max
 
-    from approvals import audit
+    from audit import log
     from runs import execution, gemini
     from runs.models import Interaction, Run
 
-    seal = audit.seal
+    seal = log.seal
     seal_ms: list[float] = []
 
     def timed_seal(*args, **kwargs):
@@ -149,7 +149,7 @@ def child(repeat: int, round_number: int) -> None:
         finally:
             seal_ms.append((time.perf_counter() - started) * 1000)
 
-    audit.seal = timed_seal  # the commit hook calls audit.seal by name: time it where it runs
+    log.seal = timed_seal  # the commit hook calls log.seal by name: time it where it runs
     base = (Run.objects.aggregate(n=Max("pk"))["n"] or 0) + 1
     bodies = [response_body(base + i) for i in range(repeat + 3)]
     with connection.cursor() as cursor:

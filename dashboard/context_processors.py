@@ -1,12 +1,12 @@
 from django.utils.functional import SimpleLazyObject
 
 from approvals.models import Approval, is_reviewer
-from runs import roles
+from audit import roles
 
 
 def navigation(request):
     """The navigation bar's pending-approvals badge (one COUNT), the roles that decide which
-    links it shows, and ``user_may`` (``runs.roles.allowed``: ``{action: bool}``, on no run in
+    links it shows, and ``user_may`` (``audit.roles.allowed``: ``{action: bool}``, on no run in
     particular) for the buttons of every page, for signed-in users. The queue's polled partial
     renders the badge again out of band, so it follows the queue live.
 

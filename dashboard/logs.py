@@ -16,19 +16,14 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
+from audit import context
+
 FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 RENAMED = {"asctime": "time", "levelname": "level", "name": "logger"}
 
 
 def json_enabled() -> bool:
     return os.environ.get("HANDOFF_LOG_FORMAT", "").strip().lower() == "json"
-
-
-def _request_id() -> str:
-    # Looked up, not imported: approvals.audit imports models, which cannot load before Django's
-    # app registry (a line logged during start-up), and no request id can be set before it loads.
-    audit = sys.modules.get("approvals.audit")
-    return audit.request_id.get() if audit is not None else ""
 
 
 def _task() -> Any:
@@ -51,7 +46,7 @@ class Formatter(JsonFormatter):
 
     def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_record, record, message_dict)
-        request_id = getattr(record, "request_id", "") or _request_id()
+        request_id = getattr(record, "request_id", "") or context.request_id.get()
         if request_id:
             log_record["request_id"] = request_id
         task = _task()

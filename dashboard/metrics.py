@@ -14,98 +14,35 @@ Read from the database at each scrape (``DatabaseCollector``), one indexed query
 
 - ``handoff_approvals_pending`` and ``handoff_approvals_oldest_pending_age_seconds``;
 - ``handoff_audit_unsealed_events`` and ``handoff_audit_oldest_unsealed_age_seconds``
-  (``approvals.audit.seal_lag``).
+  (``audit.log.seal_lag``).
 
 The web server and the Celery workers are separate processes: with ``PROMETHEUS_MULTIPROC_DIR``
 set (``make serve`` sets it), every process writes its counts there and ``/metrics`` adds them
 up (prometheus-client's multiprocess mode); the folder must be emptied before the processes
 start. Without it, ``/metrics`` shows the serving process's own counts only.
 
-This module imports nothing of Handoff's at import time, so ``runs`` and ``approvals`` may call
-it without importing the layers above them.
+Each app counts its own (``runs.metrics``, ``approvals.metrics``); this module, above them all,
+reads the database gauges and serves every metric.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
-from typing import Callable, Iterator
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
+from django.db.models import Count, Min
 from django.utils import timezone
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from approvals import metrics as approvals_metrics  # noqa: F401  (registers its metrics)
+from approvals.models import Approval
+from audit.log import seal_lag
+from runs import metrics as runs_metrics  # noqa: F401  (registers its metrics)
+
 log = logging.getLogger(__name__)
-
-API_REQUESTS = Counter(
-    "handoff_api_requests",
-    "Interactions API calls by SDK method and outcome (HTTP status or error class).",
-    ["method", "status"],
-)
-DECISION_SECONDS = Histogram(
-    "handoff_approval_decision_seconds",
-    "Seconds from an approval's creation to its decision.",
-    ["outcome"],
-    # Reviewers take seconds to days: 10 s up to 3 days.
-    buckets=(10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 3 * 24 * 3600),
-)
-RECORDING_SECONDS = Histogram(
-    "handoff_recording_seconds",
-    "Seconds spent recording one interaction (parse, store steps and artifacts, audit, seal).",
-    # The target is under 10 ms for 50 steps; large interactions take longer.
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
-)
-
-
-def api_outcome(exc: BaseException) -> str:
-    """The ``status`` label of a failed API call: the HTTP status of an ``APIStatusError``,
-    ``timeout``, ``connection_error``, else the exception's class name."""
-    from google.genai import _interactions as api_errors
-
-    if isinstance(exc, api_errors.APIStatusError):
-        return str(exc.status_code)
-    if isinstance(exc, api_errors.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, api_errors.APIConnectionError):
-        return "connection_error"
-    return type(exc).__name__
-
-
-@contextmanager
-def api_request(method: str) -> Iterator[Callable[[int | str], None]]:
-    """Count one Interactions API call. The block calls the function it is given with the HTTP
-    status of the response; an exception raised in the block is counted by ``api_outcome`` and
-    raised again::
-
-        with metrics.api_request("create") as answered:
-            raw = sdk.create(...)
-            answered(raw.status_code)
-    """
-    seen: list[str] = []
-    try:
-        yield lambda status: seen.append(str(status))
-    except BaseException as exc:
-        API_REQUESTS.labels(method, seen[-1] if seen else api_outcome(exc)).inc()
-        raise
-    API_REQUESTS.labels(method, seen[-1] if seen else "unknown").inc()
-
-
-def decided(approval, outcome: str) -> None:
-    """Observe the decision latency of ``approval`` (its ``created_at`` to its ``decided_at``,
-    or now) under ``outcome`` once the current transaction commits, so a decision rolled back
-    is not counted."""
-    seconds = max(0.0, ((approval.decided_at or timezone.now()) - approval.created_at).total_seconds())
-    transaction.on_commit(lambda: DECISION_SECONDS.labels(outcome).observe(seconds))
-
-
-def recording():
-    """A context manager (and decorator) that observes the seconds its block takes in
-    ``handoff_recording_seconds``: ``with metrics.recording(): ...``."""
-    return RECORDING_SECONDS.time()
-
 
 class DatabaseCollector(Collector):
     """Gauges read from the database at scrape time: pending approvals and the age of the
@@ -126,14 +63,9 @@ class DatabaseCollector(Collector):
         )
 
     def collect(self):
-        from django.db.models import Count, Min
-
-        from approvals import audit
-        from approvals.models import Approval
-
         try:
             pending = Approval.objects.pending().aggregate(count=Count("pk"), oldest=Min("created_at"))
-            unsealed, unsealed_age = audit.seal_lag()
+            unsealed, unsealed_age = seal_lag()
         except DatabaseError:
             # The process's own counts are still worth a scrape; /readyz says the database is down.
             log.warning("Metrics: the database gauges could not be read.", exc_info=True)

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "csp",
     "django_htmx",
     "template_partials",
+    "audit",
     "runs",
     "approvals",
     "dashboard",
@@ -98,8 +99,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "approvals.audit.RequestIdMiddleware",
-    "approvals.audit.AccessDeniedMiddleware",
+    "audit.middleware.RequestIdMiddleware",
+    "audit.middleware.AccessDeniedMiddleware",
     # Last, as django-axes asks: it turns a sign-in refused during a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -289,9 +290,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.enforce_deadlines",
         "schedule": float(os.environ.get("HANDOFF_DEADLINE_CHECK_SECONDS", "30")),
     },
-    "seal-audit-chain": {"task": "approvals.tasks.seal_audit_chain", "schedule": 60.0},
+    "seal-audit-chain": {"task": "audit.tasks.seal_audit_chain", "schedule": 60.0},
     "checkpoint-audit-chain": {
-        "task": "approvals.tasks.checkpoint_audit_chain",
+        "task": "audit.tasks.checkpoint_audit_chain",
         "schedule": float(os.environ.get("HANDOFF_AUDIT_CHECKPOINT_SECONDS", "300")),
     },
     "recover-stalled-interactions": {

@@ -11,17 +11,16 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.db.models import Count, Q, Sum
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from approvals import audit
-from approvals.models import AuditExport, ChainVerification
-from approvals.tasks import verify_audit_chain, write_audit_export
-from dashboard.forms import AuditFilterForm, StartRunForm
-from runs import execution, roles
+from approvals import evidence
+from audit import exports, roles
+from dashboard.forms import StartRunForm
+from runs import execution
 from runs.forms import TrackForm
 from runs.models import Run
 
@@ -67,7 +66,7 @@ def start_run(request: HttpRequest) -> HttpResponse:
     """A form to start a run (model or agent, input, registered tools, background, system
     instruction); a valid POST starts it and redirects to its page, an invalid one shows the
     errors (400). Also offers tracking an interaction started elsewhere (the form posts to
-    ``runs:track``). 403 for someone who may not start runs (``runs.roles``)."""
+    ``runs:track``). 403 for someone who may not start runs (``audit.roles``)."""
     roles.require(request.user, "start")
     form = StartRunForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -80,147 +79,16 @@ def start_run(request: HttpRequest) -> HttpResponse:
     )
 
 
-# --- The audit log ---------------------------------------------------------------------------
-
-AUDIT_PAGE_SIZE = 100
-
-
-def _auditor(request: HttpRequest, action: str = "read_audit") -> None:
-    """403 unless the user may read the audit log, or take ``action`` on it (``export``)."""
-    roles.require(request.user, action)
-
-
-@login_required
-@require_safe
-@vary_on_headers("HX-Request")
-def audit_log(request: HttpRequest) -> HttpResponse:
-    """The audit log: whether the hash chain held when last verified, filters (time range, run,
-    actor, verb, tool), the matching events newest first (100 a page, ``?before=<id>``), exports
-    of exactly what is filtered, and export jobs; an invalid filter is shown with its error (400)
-    and none is applied. An htmx request gets the ``chain-status`` partial, which polls while a
-    verification runs."""
-    _auditor(request)
-    form = AuditFilterForm(request.GET or None)
-    filters = form.filters() if form.is_valid() else {}
-    events = audit.filtered_events(**filters).order_by("-id")
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        events = events.filter(id__lt=int(before))
-    page = list(events[: AUDIT_PAGE_SIZE + 1])
-    verification = ChainVerification.objects.order_by("-verified_at", "-id").first()
-    query = request.GET.copy()
-    query.pop("before", None)
-    context = {
-        "form": form,
-        "events": page[:AUDIT_PAGE_SIZE],
-        "older_url": f"?{query.urlencode()}&before={page[AUDIT_PAGE_SIZE - 1].id}" if len(page) > AUDIT_PAGE_SIZE else "",
-        "query": query.urlencode(),
-        "verification": verification,
-        "verifying": verification is not None and verification.ok is None,
-        "unsealed": audit.seal_lag()[0],
-        "exports": AuditExport.objects.filter(requested_by=request.user)[:5],
-    }
-    template = "dashboard/audit.html"
-    if request.htmx:
-        template += "#chain-status"
-    return render(request, template, context, status=400 if form.errors else 200)
-
-
-@login_required
-@require_POST
-def audit_verify(request: HttpRequest) -> HttpResponse:
-    """Verify the whole chain in a worker; the audit page shows the outcome when it is in."""
-    _auditor(request)
-    verification = ChainVerification.objects.create(
-        ok=None, message="Verifying…", requested_by=request.user.get_username()
-    )
-    verify_audit_chain.delay(verification.pk)
-    return redirect("audit")
-
-
-def _refused_export(form: AuditFilterForm, fmt: str) -> HttpResponse | None:
-    """A 400 naming each invalid filter of a bound ``form``, or the unknown format; ``None``
-    when the export may go ahead."""
-    if form.is_bound and not form.is_valid():
-        problems = " ".join(f"{form[name].label}: {' '.join(errors)}" for name, errors in form.errors.items())
-        return HttpResponse(f"Invalid filters. {problems}", status=400, content_type="text/plain")
-    if fmt not in ("csv", "jsonl"):
-        return HttpResponse("Unknown format: use csv or jsonl.", status=400, content_type="text/plain")
-    return None
-
-
-@login_required
-@require_safe
-def audit_download(request: HttpRequest) -> HttpResponse:
-    """The filtered events as CSV (or ``?format=jsonl``), streamed in constant memory; the export
-    is audited."""
-    _auditor(request, "export")
-    form = AuditFilterForm(request.GET or None)
-    fmt = request.GET.get("format", "csv")
-    refused = _refused_export(form, fmt)
-    if refused is not None:
-        return refused
-    filters = form.filters() if form.is_bound else {}
-    audit.record_export(actor=request.user, fmt=fmt, filters=filters)
-    response = StreamingHttpResponse(
-        audit.export_lines(audit.filtered_events(**filters), fmt),
-        content_type="text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8",
-    )
-    response["Content-Disposition"] = f'attachment; filename="handoff-audit.{fmt}"'
-    return response
-
-
-@login_required
-@require_POST
-def audit_export_start(request: HttpRequest) -> HttpResponse:
-    """Start a background export of the filtered events (for large ones) and show its progress."""
-    _auditor(request, "export")
-    form = AuditFilterForm(request.POST)
-    fmt = request.POST.get("format", "csv")
-    refused = _refused_export(form, fmt)
-    if refused is not None:
-        return refused
-    filters = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in form.filters().items()}
-    job = AuditExport.objects.create(requested_by=request.user, format=fmt, filters=filters)
-    write_audit_export.delay(job.pk)
-    return redirect("audit_export", pk=job.pk)
-
-
-@login_required
-@require_safe
-@vary_on_headers("HX-Request")
-def audit_export(request: HttpRequest, pk: int) -> HttpResponse:
-    """Progress of an export job (the ``export-progress`` partial polls until it is done), then
-    its download link."""
-    _auditor(request, "export")
-    job = get_object_or_404(AuditExport, pk=pk, requested_by=request.user)
-    template = "dashboard/audit_export.html"
-    if request.htmx:
-        template += "#export-progress"
-    return render(request, template, {"job": job})
-
-
-@login_required
-@require_safe
-def audit_export_file(request: HttpRequest, pk: int) -> HttpResponse:
-    _auditor(request, "export")
-    job = get_object_or_404(AuditExport, pk=pk, requested_by=request.user, status=AuditExport.Status.DONE)
-    path = audit.export_path(job)
-    if not path.exists():
-        raise Http404("The export file is gone.")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=job.file_name)
-
-
 @login_required
 @require_safe
 def evidence_bundle(request: HttpRequest, pk: int) -> HttpResponse:
-    """A run's evidence bundle (ZIP with SHA256SUMS; verifiable on its own, see its README)."""
-    _auditor(request, "export")
+    """A run's evidence bundle (ZIP with SHA256SUMS; verifiable on its own, see its README).
+    403 for someone who may not export the audit log."""
+    roles.require(request.user, "export")
     run = get_object_or_404(Run, pk=pk)
-    audit.seal()
     buffer = io.BytesIO()
-    audit.evidence_bundle(run, buffer)
-    audit.record_export(actor=request.user, fmt="zip", filters={"run_id": run.pk}, obj=run)
+    evidence.write_bundle(run, buffer)
+    exports.record_export(actor=request.user, fmt="zip", filters={"run_id": run.pk}, obj=run)
     buffer.seek(0)
     return FileResponse(buffer, as_attachment=True, filename=f"handoff-run-{run.pk}-evidence.zip")
 

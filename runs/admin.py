@@ -5,20 +5,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from audit.admin import ReadOnlyAdmin
 from runs.models import Artifact, Interaction, Run, Step
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """No adding, changing or deleting through the admin; viewing stays allowed."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Run)

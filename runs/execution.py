@@ -28,8 +28,8 @@ from django.db.models import F
 from django.utils import timezone
 from google.genai import _interactions as api_errors
 
-from dashboard import metrics  # imports nothing of Handoff's: no cycle
-from runs import gemini
+from audit import log
+from runs import gemini, metrics
 from runs.models import Artifact, Interaction, Run, Step
 
 
@@ -41,29 +41,29 @@ AMBIGUOUS_STATUS_CODES = frozenset({502, 504})
 
 
 # --- Hooks -----------------------------------------------------------------------------------
-# ``runs`` never imports ``approvals`` (the layers run dashboard → approvals → runs), yet two
-# things that happen inside this loop belong to approvals: writing the audit log, and settling a
-# ``requires_action`` interaction's function calls by policy. approvals registers both at start-up
-# (ApprovalsConfig.ready); they run inside the transaction that records the change.
-
-
-def _no_event(**kwargs: Any) -> None:
-    return None
+# The two places where a run hands over to approvals, which lies above it: ``runs`` never imports
+# ``approvals`` (the layers run dashboard → approvals → runs → audit). A ``requires_action``
+# interaction's function calls are settled by policy (``approvals.models.settle_function_calls``),
+# and a cancelled run's pending approvals are closed (``approvals.models.expire_for_cancelled_run``).
+# approvals registers both at start-up (``ApprovalsConfig.ready``); they run inside the
+# transaction that records the change, under its locks. Until then a requires_action answer
+# raises rather than strand its calls. The audit log is below runs: it is called directly.
 
 
 def _no_action_handler(interaction: Interaction) -> str:
-    raise RuntimeError("No handler for requires_action is registered.")
+    raise RuntimeError("No handler for requires_action is registered (approvals is not installed).")
+
+
+def _no_cancel_handler(*, run: Run, by) -> None:
+    return None  # without approvals, nothing waits on a run
 
 
 @dataclass
 class Hooks:
-    # record_event(actor=User|str, verb=str, obj=Model, run=Run|None, before=dict|None,
-    #              after=dict|None) -> None
-    record_event: Callable[..., None] = _no_event
     # handle_requires_action(interaction) -> the run's new status (a Run.Status value)
     handle_requires_action: Callable[[Interaction], str] = _no_action_handler
-    # run_cancelled(run, by) -> None: what waited on the run (pending approvals) is closed.
-    run_cancelled: Callable[..., None] = _no_event
+    # run_cancelled(run=Run, by=User|None) -> None: what waited on the run (pending approvals) is closed.
+    run_cancelled: Callable[..., None] = _no_cancel_handler
 
 
 hooks = Hooks()
@@ -71,11 +71,10 @@ hooks = Hooks()
 
 def register_hooks(
     *,
-    record_event: Callable[..., None],
     handle_requires_action: Callable[[Interaction], str],
     run_cancelled: Callable[..., None],
 ) -> None:
-    hooks.record_event = record_event
+    """Install approvals' two hand-overs (see above). Called once, by ``ApprovalsConfig.ready``."""
     hooks.handle_requires_action = handle_requires_action
     hooks.run_cancelled = run_cancelled
 
@@ -201,7 +200,7 @@ def create_run(
     interaction = Interaction.objects.create(
         run=run, sequence=0, request=build_request(run, input=input), requested_by=created_by
     )
-    hooks.record_event(
+    log.record(
         actor=created_by or "system:cli", verb="run.started", obj=run, run=run,
         after={"model": model, "agent": agent, "input": input_preview(input),
                "tools": [t.get("name", t.get("type")) for t in run.tools], "background": background},
@@ -266,7 +265,7 @@ def cancel_run(run_pk: int, *, by) -> Run:
         raise CannotDoThat(f"Run {run.pk} is {run.get_status_display().lower()}: only an active run can be cancelled.")
     Run.objects.filter(pk=run.pk).update(cancelled_by=by)
     run.cancelled_by = by
-    hooks.record_event(actor=by, verb="run.cancelled", obj=run, run=run, before={"status": before},
+    log.record(actor=by, verb="run.cancelled", obj=run, run=run, before={"status": before},
                        after={"status": Run.Status.CANCELLED})
     run.interactions.filter(dispatch=Interaction.Dispatch.PENDING).update(
         dispatch=Interaction.Dispatch.ERROR, error="Not sent: the run was cancelled first.", finished_at=timezone.now()
@@ -326,7 +325,7 @@ def continue_run(run_pk: int, *, text: str, by) -> Interaction:
         request=build_request(run, input=text, previous_interaction_id=last.interaction_id), requested_by=by,
         first_step=run.step_count,
     )
-    hooks.record_event(
+    log.record(
         actor=by, verb="run.continued", obj=run, run=run,
         before={"status": before}, after={"status": run.status, "input": input_preview(text)},
     )
@@ -385,7 +384,7 @@ def track_interaction(interaction_id: str, *, by) -> Run:
             previous_interaction_id=str(payload.get("previous_interaction_id") or ""),
             request={}, sent_at=timezone.now(), requested_by=by,
         )
-        hooks.record_event(actor=by, verb="run.tracked", obj=run, run=run, after={"interaction_id": interaction_id})
+        log.record(actor=by, verb="run.tracked", obj=run, run=run, after={"interaction_id": interaction_id})
         record(interaction, response)
     return run
 
@@ -517,7 +516,7 @@ def resend_unknown(interaction_pk: int, *, by) -> Interaction:
     Run.objects.filter(pk=run.pk, status=Run.Status.FAILED).update(
         status=Run.Status.RUNNING, error="", finished_at=None, duration_ms=None
     )
-    hooks.record_event(actor=by, verb="interaction.resent", obj=interaction, run=run,
+    log.record(actor=by, verb="interaction.resent", obj=interaction, run=run,
                        before={"dispatch": Interaction.Dispatch.UNKNOWN, "run_status": run.status,
                                "error": interaction.error},
                        after={"dispatch": Interaction.Dispatch.PENDING, "run_status": Run.Status.RUNNING,
@@ -536,7 +535,7 @@ def close_unknown(interaction_pk: int, *, by) -> Interaction:
     _check_unknown(interaction)
     message = f"Closed as failed by {by.get_username()}: the send's outcome was unknown; it is not sent again."
     Interaction.objects.filter(pk=interaction.pk).update(dispatch=Interaction.Dispatch.ERROR, error=message)
-    hooks.record_event(actor=by, verb="interaction.closed", obj=interaction, run=interaction.run,
+    log.record(actor=by, verb="interaction.closed", obj=interaction, run=interaction.run,
                        before={"dispatch": Interaction.Dispatch.UNKNOWN, "error": interaction.error},
                        after={"dispatch": Interaction.Dispatch.ERROR, "error": message})
     _set_run_status(interaction.run, Run.Status.FAILED)
@@ -615,7 +614,7 @@ def _fail_send(interaction: Interaction, dispatch: str, message: str, raw_body: 
 
 def _fail_run(interaction: Interaction, message: str) -> None:
     run = interaction.run
-    hooks.record_event(
+    log.record(
         actor=SYSTEM_ACTOR, verb="interaction.failed", obj=interaction, run=run,
         after={"dispatch": interaction.dispatch, "error": message},
     )
@@ -772,13 +771,13 @@ def _record(interaction: Interaction, response: gemini.Response) -> None:
     _save_artifacts(artifacts)
 
     run = interaction.run
-    hooks.record_event(
+    log.record(
         actor=SYSTEM_ACTOR, verb="interaction.recorded", obj=interaction, run=run,
         after={"interaction_id": interaction.interaction_id, "status": status,
                "previous_interaction_id": interaction.previous_interaction_id},
     )
     for result in _function_results(interaction.request):
-        hooks.record_event(
+        log.record(
             actor=SYSTEM_ACTOR, verb="function_result.sent", obj=interaction, run=run,
             after={"call_id": result.get("call_id"), "name": result.get("name"),
                    "result": result.get("result"), "is_error": bool(result.get("is_error")),
@@ -901,7 +900,7 @@ def _set_run_status(run: Run, status: str, *, current: bool = False, **also: Any
         return False
     for field, value in changes.items():
         setattr(run, field, value)
-    hooks.record_event(
+    log.record(
         actor=SYSTEM_ACTOR, verb="run.status_changed", obj=run, run=run,
         before={"status": before}, after={"status": status},
     )

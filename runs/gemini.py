@@ -27,7 +27,7 @@ from google.genai import _interactions as api_errors
 from google.genai import types
 from google.genai.interactions import Interaction as APIInteraction
 
-from dashboard import metrics  # a leaf module: it imports nothing of Handoff's
+from runs import metrics
 
 SDK_VERSION = google.genai.__version__
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"

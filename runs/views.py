@@ -25,7 +25,8 @@ from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from google.genai import _interactions as api_errors
 
-from runs import costs, execution, gemini, roles
+from audit import roles
+from runs import costs, execution, gemini
 from runs.forms import ContinueForm, RunFilterForm, TrackForm
 from runs.models import Artifact, Interaction, Run, Step, search_is_selective
 
@@ -608,7 +609,7 @@ def artifact(request: HttpRequest, pk: int, artifact_pk: int) -> HttpResponse:
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     """Cancel an active run (``execution.cancel_run``); the run records who cancelled it. 403
-    unless the user may cancel this run (``runs.roles``: an engineer their own, an admin any)."""
+    unless the user may cancel this run (``audit.roles``: an engineer their own, an admin any)."""
     run = get_object_or_404(Run, pk=pk)
     roles.require(request.user, "cancel", run)
     try:
@@ -624,7 +625,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def continue_run(request: HttpRequest, pk: int) -> HttpResponse:
     """Continue a completed run with a new user message (``previous_interaction_id``). 403
-    unless the user may continue this run (``runs.roles``: an engineer their own, an admin any)."""
+    unless the user may continue this run (``audit.roles``: an engineer their own, an admin any)."""
     run = get_object_or_404(Run, pk=pk)
     roles.require(request.user, "continue", run)
     form = ContinueForm(request.POST)
@@ -644,7 +645,7 @@ def continue_run(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
     """Start a new run, the user's own, with the same request as this one. 403 unless the
-    user may run runs again (``runs.roles``)."""
+    user may run runs again (``audit.roles``)."""
     source = get_object_or_404(Run, pk=pk)
     roles.require(request.user, "rerun", source)
     run = execution.rerun(source.pk, by=request.user)
@@ -688,7 +689,7 @@ def close(request: HttpRequest, pk: int, interaction_pk: int) -> HttpResponse:
 @require_POST
 def track(request: HttpRequest) -> HttpResponse:
     """Track an interaction started elsewhere: fetch it with ``interactions.get``, record it as
-    a run, poll it if it is still running. 403 unless the user may track (``runs.roles``); a
+    a run, poll it if it is still running. 403 unless the user may track (``audit.roles``); a
     malformed id, an unknown one or the API down go back to the form (400)."""
     roles.require(request.user, "track")
     form = TrackForm(request.POST)

@@ -6,7 +6,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from approvals.models import Approval, AuditEvent, DecisionRefused
+from approvals.models import Approval, DecisionRefused
+from audit.models import AuditEvent
 from tests.conftest import make_user
 from tests.factories import requested_call
 

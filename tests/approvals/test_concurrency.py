@@ -18,7 +18,8 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 
 from approvals import tools
-from approvals.models import Approval, AuditEvent, Decision, DecisionRefused
+from approvals.models import Approval, Decision, DecisionRefused
+from audit.models import AuditEvent
 from runs import execution, gemini
 from runs.models import Run
 from tests.conftest import make_user, wait_for

@@ -4,7 +4,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from approvals.models import Approval, AuditEvent
+from approvals.models import Approval
+from audit.models import AuditEvent
 from approvals.policies import FINANCE_LEADS_GROUP
 from tests.factories import requested_call
 

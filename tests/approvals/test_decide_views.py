@@ -1,6 +1,7 @@
 import pytest
 
-from approvals.models import Approval, AuditEvent, arguments_hash
+from approvals.models import Approval, arguments_hash
+from audit.models import AuditEvent
 from tests.conftest import make_user
 from tests.factories import make_pending_approval, requested_call
 

@@ -15,7 +15,8 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
-from approvals.models import Approval, AuditEvent, Decision, DecisionRefused
+from approvals.models import Approval, Decision, DecisionRefused
+from audit.models import AuditEvent
 from runs import execution, gemini
 from runs.models import Interaction, Run
 from tests.conftest import make_user

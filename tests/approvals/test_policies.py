@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from approvals.models import Approval, AuditEvent, Decision, DecisionRefused
+from approvals.models import Approval, Decision, DecisionRefused
+from audit.models import AuditEvent
 from approvals.policies import FINANCE_LEADS_GROUP
 from tests.conftest import make_user
 from tests.factories import requested_call

@@ -20,7 +20,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals.models import Approval, AuditEvent
+from approvals.models import Approval
+from audit.models import AuditEvent
 from runs import execution
 from runs.models import Interaction, Run
 from tests.approvals.test_concurrency import at_once, completed, function_results, results_per_call, waiting_refund

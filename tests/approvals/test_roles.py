@@ -41,14 +41,14 @@ def test_a_role_taken_away_is_gone_on_the_next_request(client, alice):
     body = client.get(reverse("home")).content.decode()
     assert not AUDIT_LINK.search(body)
     assert '<span class="role">reviewer</span>' not in body
-    assert client.get(reverse("audit")).status_code == 403
+    assert client.get(reverse("audit:log")).status_code == 403
 
 
 def test_a_role_given_counts_on_the_next_request(client, bob):
     client.force_login(bob)
-    assert client.get(reverse("audit")).status_code == 403
+    assert client.get(reverse("audit:log")).status_code == 403
     bob.groups.add(Group.objects.get_or_create(name="auditors")[0])
-    assert client.get(reverse("audit")).status_code == 200
+    assert client.get(reverse("audit:log")).status_code == 200
 
 
 def test_a_user_object_not_loaded_for_a_request_is_asked_afresh(bob):

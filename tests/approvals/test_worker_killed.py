@@ -32,7 +32,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from approvals.models import Approval, AuditEvent
+from approvals.models import Approval
+from audit.models import AuditEvent
 from runs.models import Interaction, Run
 from tests.conftest import make_user, purge_task_queue, wait_for
 

@@ -5,7 +5,7 @@ evidence bundle, which verifies on its own."""
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from approvals import audit
+from audit import bundles, log
 from tests.browser.conftest import sign_in
 from tests.factories import requested_call
 
@@ -13,7 +13,7 @@ from tests.factories import requested_call
 def test_an_auditor_exports_a_month_of_decisions_and_a_verified_bundle(worker, live_server, page, screenshot, alice, carol):
     approval = requested_call("issue_refund", {"order_id": "A-1001", "amount": 249.0, "reason": "Damaged"})
     approval.approve(by=alice, shown_hash=approval.arguments_hash)
-    audit.seal()
+    log.seal()
     today = timezone.now().date()
 
     sign_in(page, live_server, carol)
@@ -36,7 +36,7 @@ def test_an_auditor_exports_a_month_of_decisions_and_a_verified_bundle(worker, l
 
     with page.expect_download() as bundle_download:
         page.locator(".audit-table").get_by_role("link", name="bundle").first.click()
-    assert audit.verify_bundle(bundle_download.value.path()) == []
+    assert bundles.verify_bundle(bundle_download.value.path()) == []
 
     page.get_by_role("button", name="Export in the background").click()
     expect(page.locator("#export-progress")).to_contain_text("Done", timeout=20_000)

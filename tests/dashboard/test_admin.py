@@ -5,7 +5,8 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from approvals.models import Approval, AuditEvent
+from approvals.models import Approval
+from audit.models import AuditEvent
 from runs.models import Artifact, Interaction, Run, Step
 
 RECORDED = [Run, Interaction, Step, Artifact, Approval, AuditEvent]

@@ -8,7 +8,8 @@ from django.core.management.base import CommandError
 from django.forms import model_to_dict
 from django.urls import reverse
 
-from approvals.models import Approval, AuditEvent
+from approvals.models import Approval
+from audit.models import AuditEvent
 from tests.factories import make_pending_approval, make_run
 
 # What a reviewer might type, with the words the page answers.
@@ -126,7 +127,7 @@ def test_an_htmx_refresh_of_the_run_list_answers_400_with_the_error_in_the_table
 def test_the_audit_page_refuses_an_until_date_with_no_day_after_it(client, carol):
     client.force_login(carol)
 
-    response = client.get(reverse("audit"), {"until": "9999-12-31"})
+    response = client.get(reverse("audit:log"), {"until": "9999-12-31"})
 
     assert response.status_code == 400
     assert response.context["form"].errors["until"] == ["Give a date before 9999-12-31."]
@@ -136,7 +137,7 @@ def test_the_audit_page_refuses_an_until_date_with_no_day_after_it(client, carol
 def test_the_audit_download_refuses_an_until_date_naming_the_field(client, carol):
     client.force_login(carol)
 
-    response = client.get(reverse("audit_download"), {"until": "9999-12-31", "format": "jsonl"})
+    response = client.get(reverse("audit:download"), {"until": "9999-12-31", "format": "jsonl"})
 
     assert response.status_code == 400
     assert response.content.decode() == "Invalid filters. Until (inclusive): Give a date before 9999-12-31."
@@ -144,11 +145,11 @@ def test_the_audit_download_refuses_an_until_date_naming_the_field(client, carol
 
 
 def test_a_background_export_refuses_an_until_date_naming_the_field_and_starts_no_job(client, carol):
-    from approvals.models import AuditExport
+    from audit.models import AuditExport
 
     client.force_login(carol)
 
-    response = client.post(reverse("audit_export_start"), {"until": "9999-12-31", "format": "csv"})
+    response = client.post(reverse("audit:export_start"), {"until": "9999-12-31", "format": "csv"})
 
     assert response.status_code == 400
     assert response.content.decode() == "Invalid filters. Until (inclusive): Give a date before 9999-12-31."

@@ -22,7 +22,7 @@ from django.db import connection
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from approvals import audit
+from audit import log
 from approvals.models import Approval
 from dashboard import metrics
 from runs import execution
@@ -150,10 +150,10 @@ def test_the_seal_lag_counts_events_not_yet_sealed(client, db):
 
     # The test's transaction never commits, so the seal that follows a commit never runs.
     with transaction.atomic():
-        audit.record(actor="system:test", verb="test.unsealed", obj=None, object_type="test", object_id="1")
+        log.record(actor="system:test", verb="test.unsealed", obj=None, object_type="test", object_id="1")
 
     families = scrape(client)
-    unsealed, oldest = audit.seal_lag()
+    unsealed, oldest = log.seal_lag()
     assert unsealed >= 1
     assert sample(families, "handoff_audit_unsealed_events", "handoff_audit_unsealed_events") == unsealed
     assert sample(families, "handoff_audit_oldest_unsealed_age_seconds",

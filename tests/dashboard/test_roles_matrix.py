@@ -1,4 +1,4 @@
-"""The role matrix (``runs.roles``, the README's "Roles"): every role × action through the real
+"""The role matrix (``audit.roles``, the README's "Roles"): every role × action through the real
 view, allowed or refused, plus the ownership rule of cancel and continue."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from django.utils import timezone
 from google import genai
 from google.genai import types
 
-from approvals.models import Approval, AuditEvent
+from approvals.models import Approval
+from audit.models import AuditEvent
 from runs.models import Interaction, Run
 from tests.conftest import make_user
 from tests.factories import make_interaction, make_pending_approval, make_run
@@ -20,7 +21,7 @@ from tests.factories import make_interaction, make_pending_approval, make_run
 MODEL = "gemini-3-flash-preview"
 ROLES = ("viewer", "engineer", "reviewer", "auditor", "admin")
 
-# Who may do what, written out here rather than read from runs.roles, so a change to the matrix
+# Who may do what, written out here rather than read from audit.roles, so a change to the matrix
 # has to change this table (and the README's) too. "own": on the runs they started.
 EXPECTED = {
     "read":       {"viewer": True, "engineer": True, "reviewer": True, "auditor": True, "admin": True},
@@ -113,12 +114,12 @@ def decide(client, user):
 
 
 def read_audit(client, user):
-    response = client.get(reverse("audit"))
+    response = client.get(reverse("audit:log"))
     return response, response.status_code == 200
 
 
 def export(client, user):
-    response = client.get(reverse("audit_download"))
+    response = client.get(reverse("audit:download"))
     if response.status_code == 200:
         b"".join(response.streaming_content)
     return response, AuditEvent.objects.filter(verb="audit.exported", actor=user.username).exists()
@@ -173,7 +174,7 @@ def test_each_role_may_track_an_interaction_only_as_the_matrix_says(api, elsewhe
 
 
 def test_the_matrix_in_runs_roles_is_the_one_these_tests_check(persona):
-    from runs import roles
+    from audit import roles
 
     for action, cells in EXPECTED.items():
         for role, expected in cells.items():

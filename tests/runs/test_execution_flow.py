@@ -5,7 +5,8 @@ import threading
 
 
 from approvals import tools
-from approvals.models import Approval, AuditEvent
+from approvals.models import Approval
+from audit.models import AuditEvent
 from runs import execution, tasks
 from runs.models import Artifact, Interaction, Run
 from tests.conftest import make_user, wait_for

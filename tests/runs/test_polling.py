@@ -51,7 +51,7 @@ def test_polls_that_run_out_of_retries_fail_the_run_with_its_event(transactional
     import httpx2
     from google.genai import _interactions as api_errors
 
-    from approvals.models import AuditEvent
+    from audit.models import AuditEvent
     from tests.factories import make_interaction, make_run
 
     run = make_run(status=Run.Status.RUNNING, background=True)

@@ -5,7 +5,8 @@ from django.urls import reverse
 from google import genai
 from google.genai import types
 
-from approvals.models import Approval, AuditEvent
+from approvals.models import Approval
+from audit.models import AuditEvent
 from runs import execution
 from runs.models import Interaction, Run
 from tests.conftest import wait_for

@@ -2,7 +2,7 @@
 (--approve [--arguments JSON | --result JSON] | --reject --reason TEXT) --as USERNAME``
 
 Decides one pending approval from a terminal under the same rules as the page: the user must
-have the reviewer role (``runs.roles``) and be in the call's approver group, the JSON is read by
+have the reviewer role (``audit.roles``) and be in the call's approver group, the JSON is read by
 the page's own forms (``--arguments`` edits then approves, checked against the tool's schema;
 ``--result`` answers a call whose tool has no body in Handoff), a rejection needs a reason, and
 a call already decided is not decided again. Errors name the thing, for a person.
@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from approvals.forms import ApproveForm, EditForm
 from approvals.models import Approval, DecisionRefused
-from runs import roles
+from audit import roles
 
 
 def form_errors(form, options: dict[str, str]) -> str:

@@ -1,7 +1,7 @@
 """``python manage.py seed_demo``: demo users and demo runs for a first local look.
 
 Creates (once) the users alice and dave (reviewers; alice is also an admin), bob (engineer),
-carol (auditor) and erin (finance lead), each in the groups of their roles (``runs.roles``),
+carol (auditor) and erin (finance lead), each in the groups of their roles (``audit.roles``),
 and, when there are no runs yet, queues one run of each emulator scenario: a
 plain answer, the order-support refund that waits for a reviewer, a refund over $1,000 that
 needs two, a background agent run, and a failing interaction. Local use
@@ -15,7 +15,8 @@ from django.core.management.base import BaseCommand
 from approvals import tools
 from approvals.models import AUDITORS_GROUP, REVIEWERS_GROUP
 from approvals.policies import FINANCE_LEADS_GROUP
-from runs import execution, roles
+from audit import roles
+from runs import execution
 from runs.models import Run
 
 DEMO_PASSWORD = "handoff-demo"

@@ -4,7 +4,7 @@
 Creates a run, queues it, and prints the run's id as the last line. The options are checked by
 the page's own form (``dashboard.forms.StartRunForm``), so the command refuses what the page
 refuses, in the page's words. With ``--as`` the run is that user's, who must be allowed to
-start runs (``runs.roles``); without it the run is the system's. With ``--wait`` it returns once
+start runs (``audit.roles``); without it the run is the system's. With ``--wait`` it returns once
 the run is completed, failed, cancelled or waiting for approval, prints that status on the line
 before the id (product.md, "Contracts"), and exits non-zero when the run failed or was
 cancelled.
@@ -16,7 +16,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
 from dashboard.forms import StartRunForm
-from runs import execution, roles
+from audit import roles
+from runs import execution
 from runs.models import Run
 
 SETTLED = {Run.Status.COMPLETED, Run.Status.FAILED, Run.Status.CANCELLED, Run.Status.WAITING_FOR_APPROVAL}

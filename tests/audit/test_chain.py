@@ -8,17 +8,17 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.utils import DatabaseError
 
-from approvals import audit
-from approvals.models import AuditEvent, ChainLink, ChainVerification
+from audit import chain, log
+from audit.models import AuditEvent, ChainLink, ChainVerification
 from runs.models import Run
 
 
 def write_events(count: int, run=None) -> list[AuditEvent]:
     run = run or Run.objects.create(model="m", input="x")
     with transaction.atomic():
-        events = [audit.record(actor="system:test", verb="run.status_changed", obj=run, run=run,
+        events = [log.record(actor="system:test", verb="run.status_changed", obj=run, run=run,
                                after={"n": n, "note": "é ünïcode"}) for n in range(count)]
-    audit.seal()
+    log.seal()
     return events
 
 
@@ -45,9 +45,9 @@ def test_sealing_links_every_event_in_order_from_the_genesis_hash(db):
 
     links = list(ChainLink.objects.order_by("position"))
     assert [link.event_id for link in links] == [e.pk for e in events]
-    assert links[0].prev_hash == audit.GENESIS
+    assert links[0].prev_hash == log.GENESIS
     assert all(b.prev_hash == a.hash for a, b in zip(links, links[1:]))
-    assert audit.seal() == 0
+    assert log.seal() == 0
 
 
 def test_an_intact_chain_verifies_and_the_command_exits_zero(db):
@@ -125,4 +125,4 @@ def test_events_written_by_the_worker_are_sealed_after_commit(worker, api):
 
     wait_for(lambda: Run.objects.filter(pk=run.pk, status="completed").exists())
     wait_for(lambda: not AuditEvent.objects.filter(link__isnull=True).exists())
-    assert audit.verify().ok
+    assert chain.verify().ok

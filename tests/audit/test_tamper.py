@@ -21,11 +21,11 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.db.utils import DatabaseError
 
-from approvals import audit
-from approvals.models import AuditCheckpoint, AuditEvent, ChainLink, ChainVerification
-from approvals.tasks import checkpoint_audit_chain, verify_audit_chain
+from audit import chain, keys, log
+from audit.models import AuditCheckpoint, AuditEvent, ChainLink, ChainVerification
+from audit.tasks import checkpoint_audit_chain, verify_audit_chain
 from runs.models import Run
-from tests.approvals.test_audit_chain import verify_command
+from tests.audit.test_chain import verify_command
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,9 +35,9 @@ AUDIT_TABLES = ("approvals_auditevent", "approvals_chainlink", "approvals_auditc
 def write_events(count: int) -> list[AuditEvent]:
     run = Run.objects.create(model="m", input="x")
     with transaction.atomic():
-        events = [audit.record(actor="system:test", verb="run.status_changed", obj=run, run=run, after={"n": n})
+        events = [log.record(actor="system:test", verb="run.status_changed", obj=run, run=run, after={"n": n})
                   for n in range(count)]
-    audit.seal()
+    log.seal()
     return events
 
 
@@ -63,7 +63,7 @@ def test_an_untouched_log_verifies_and_each_verification_signs_a_checkpoint_over
     again, output_again = verify_command()
 
     assert code == 0 and again == 0, output_again
-    key = audit.fingerprint(audit.signing_key().public_key())
+    key = keys.fingerprint(keys.signing_key().public_key())
     assert f"Signing key {key}" in output
     first, second = AuditCheckpoint.objects.order_by("number")
     assert second.prev_signature == first.signature and "it matches every signed checkpoint (1)" in output_again
@@ -74,7 +74,7 @@ def test_an_untouched_log_verifies_and_each_verification_signs_a_checkpoint_over
 
 def test_the_triggers_refuse_truncate_of_every_audit_table(db):
     write_events(1)
-    audit.checkpoint()
+    chain.checkpoint()
 
     for table in AUDIT_TABLES:
         with pytest.raises(DatabaseError, match="append-only: TRUNCATE"):
@@ -85,7 +85,7 @@ def test_the_triggers_refuse_truncate_of_every_audit_table(db):
 
 def test_checkpoints_refuse_updates_and_deletes_like_the_events(db):
     write_events(1)
-    checkpoint = audit.checkpoint()
+    checkpoint = chain.checkpoint()
 
     for sql in ("UPDATE approvals_auditcheckpoint SET position = 99 WHERE id = %s",
                 "DELETE FROM approvals_auditcheckpoint WHERE id = %s"):
@@ -100,7 +100,7 @@ def test_checkpoints_refuse_updates_and_deletes_like_the_events(db):
 
 def test_truncating_the_events_and_links_is_named_by_the_checkpoint(db):
     write_events(4)
-    checkpoint = audit.checkpoint()
+    checkpoint = chain.checkpoint()
     as_owner(("TRUNCATE approvals_auditevent, approvals_chainlink", []))
 
     code, message = verify_command()
@@ -112,8 +112,8 @@ def test_truncating_the_events_and_links_is_named_by_the_checkpoint(db):
 
 def test_truncating_every_audit_table_with_the_checkpoints_is_caught_by_the_log_next_to_the_key(db):
     write_events(3)
-    audit.checkpoint()
-    checkpoint = audit.checkpoint()
+    chain.checkpoint()
+    checkpoint = chain.checkpoint()
     as_owner(("TRUNCATE approvals_auditevent, approvals_chainlink, approvals_auditcheckpoint", []))
 
     code, message = verify_command()
@@ -125,7 +125,7 @@ def test_truncating_every_audit_table_with_the_checkpoints_is_caught_by_the_log_
 
 def test_deleting_the_last_events_and_their_links_is_named(db):
     events = write_events(6)
-    checkpoint = audit.checkpoint()
+    checkpoint = chain.checkpoint()
     as_owner(("DELETE FROM approvals_chainlink WHERE event_id >= %s", [events[3].pk]),
              ("DELETE FROM approvals_auditevent WHERE id >= %s", [events[3].pk]))
 
@@ -139,9 +139,9 @@ def test_deleting_the_last_events_and_their_links_is_named(db):
 
 def test_an_event_altered_with_every_later_link_rehashed_is_caught_and_the_range_named(db):
     events = write_events(3)
-    audit.checkpoint()
+    chain.checkpoint()
     events += write_events(3)
-    audit.checkpoint()
+    chain.checkpoint()
     altered = events[4]
     statements = [("UPDATE approvals_auditevent SET after = %s WHERE id = %s", [json.dumps({"n": 99}), altered.pk])]
     prev = link_of(events[3]).hash
@@ -149,13 +149,13 @@ def test_an_event_altered_with_every_later_link_rehashed_is_caught_and_the_range
         event = AuditEvent.objects.get(pk=event.pk)
         if event.pk == altered.pk:
             event.after = {"n": 99}
-        digest = audit.event_hash(prev, event)
+        digest = log.event_hash(prev, event)
         statements.append(("UPDATE approvals_chainlink SET prev_hash = %s, hash = %s WHERE event_id = %s",
                            [prev, digest, event.pk]))
         prev = digest
     as_owner(*statements)
     # The rewrite is consistent link by link: only the signed checkpoint can tell.
-    assert all(audit.event_hash(l.prev_hash, l.event) == l.hash for l in ChainLink.objects.select_related("event"))
+    assert all(log.event_hash(l.prev_hash, l.event) == l.hash for l in ChainLink.objects.select_related("event"))
 
     code, message = verify_command()
 
@@ -168,11 +168,11 @@ def test_an_event_altered_with_every_later_link_rehashed_is_caught_and_the_range
 
 def test_deleting_the_latest_checkpoints_is_caught_by_the_log_next_to_the_key(db):
     write_events(2)
-    audit.checkpoint()
+    chain.checkpoint()
     write_events(2)
-    audit.checkpoint()
+    chain.checkpoint()
     write_events(2)
-    third = audit.checkpoint()
+    third = chain.checkpoint()
     as_owner(("DELETE FROM approvals_auditcheckpoint WHERE number >= 2", []))
 
     code, message = verify_command()
@@ -180,13 +180,13 @@ def test_deleting_the_latest_checkpoints_is_caught_by_the_log_next_to_the_key(db
     assert code == 1
     assert f"Checkpoint 3 (signed {third.created_at.isoformat(timespec='seconds')}, link #6" in message
     assert "is missing from the database: the newest checkpoints were deleted" in message
-    assert str(audit.checkpoint_log_path()) in message
+    assert str(chain.checkpoint_log_path()) in message
 
 
 def test_deleting_a_checkpoint_between_others_is_named(db):
     for _ in range(3):
         write_events(1)
-        audit.checkpoint()
+        chain.checkpoint()
     as_owner(("DELETE FROM approvals_auditcheckpoint WHERE number = 2", []))
 
     code, message = verify_command()
@@ -196,7 +196,7 @@ def test_deleting_a_checkpoint_between_others_is_named(db):
 
 def test_a_checkpoint_moved_by_the_owner_no_longer_matches_its_signature(db):
     events = write_events(4)
-    checkpoint = audit.checkpoint()
+    checkpoint = chain.checkpoint()
     as_owner(("UPDATE approvals_auditcheckpoint SET position = 2, hash = %s, event_id = %s WHERE id = %s",
               [link_of(events[1]).hash, events[1].pk, checkpoint.pk]))
 
@@ -207,35 +207,35 @@ def test_a_checkpoint_moved_by_the_owner_no_longer_matches_its_signature(db):
 
 def test_no_checkpoint_is_signed_over_a_chain_cut_since_the_last_one(db):
     events = write_events(4)
-    audit.checkpoint()
+    chain.checkpoint()
     as_owner(("DELETE FROM approvals_chainlink WHERE event_id = %s", [events[3].pk]),
              ("DELETE FROM approvals_auditevent WHERE id = %s", [events[3].pk]))
 
-    with pytest.raises(audit.ChainBroken, match="Link #4"):
-        audit.checkpoint()
+    with pytest.raises(chain.ChainBroken, match="Link #4"):
+        chain.checkpoint()
     assert AuditCheckpoint.objects.count() == 1
 
 
 def test_a_replaced_signing_key_is_reported_with_both_fingerprints(db, settings, tmp_path):
     write_events(2)
-    checkpoint = audit.checkpoint()
+    checkpoint = chain.checkpoint()
     settings.HANDOFF_AUDIT_SIGNING_KEY_FILE = tmp_path / "other-key.pem"
 
     code, message = verify_command()
 
     assert code == 1
     assert f"signed by key {checkpoint.key_fingerprint}, not by this installation's key" in message
-    assert audit.fingerprint(audit.signing_key().public_key()) in message
+    assert keys.fingerprint(keys.signing_key().public_key()) in message
 
 
 def test_the_key_file_is_created_with_mode_0600_on_first_use_and_then_reused(db, settings, tmp_path):
     settings.HANDOFF_AUDIT_SIGNING_KEY_FILE = tmp_path / "keys" / "audit-signing-key.pem"
 
-    first = audit.fingerprint(audit.signing_key().public_key())
+    first = keys.fingerprint(keys.signing_key().public_key())
 
     mode = stat.S_IMODE(os.stat(settings.HANDOFF_AUDIT_SIGNING_KEY_FILE).st_mode)
     assert mode == 0o600
-    assert audit.fingerprint(audit.signing_key().public_key()) == first
+    assert keys.fingerprint(keys.signing_key().public_key()) == first
     assert os.listdir(tmp_path / "keys") == ["audit-signing-key.pem"]
 
 
@@ -270,21 +270,21 @@ def test_a_key_file_that_holds_no_ed25519_key_gets_a_message_not_a_traceback(db,
 
 def test_the_periodic_job_signs_a_checkpoint_in_the_worker_only_when_the_head_moved(worker):
     assert django_settings.CELERY_BEAT_SCHEDULE["checkpoint-audit-chain"]["task"] == \
-        "approvals.tasks.checkpoint_audit_chain"
+        "audit.tasks.checkpoint_audit_chain"
     write_events(3)
 
     checkpoint_audit_chain.delay()
     first = wait_for(lambda: AuditCheckpoint.objects.first())
     assert first.position == ChainLink.objects.count() == 3
     # The log line is appended once the row has committed: wait for it too.
-    logged = wait_for(audit.newest_logged_checkpoint)
+    logged = wait_for(chain.newest_logged_checkpoint)
     assert (logged.number, logged.signature) == (first.number, first.signature)
-    assert audit.checkpoint(only_if_moved=True) is None
+    assert chain.checkpoint(only_if_moved=True) is None
 
 
 def test_the_audit_pages_verification_in_the_worker_reports_the_same_tampering(worker):
     events = write_events(4)
-    audit.checkpoint()
+    chain.checkpoint()
     as_owner(("DELETE FROM approvals_chainlink WHERE event_id >= %s", [events[2].pk]),
              ("DELETE FROM approvals_auditevent WHERE id >= %s", [events[2].pk]))
     verification = ChainVerification.objects.create(ok=None, message="Verifying…", requested_by="carol")
@@ -321,7 +321,7 @@ def connect_as(role: str) -> psycopg.Connection:
 
 def test_the_app_role_writes_events_but_cannot_rewrite_truncate_or_untrigger_the_audit_tables(app_role):
     write_events(2)
-    audit.checkpoint()
+    chain.checkpoint()
 
     with connect_as(app_role) as role:
         (event_id,) = role.execute(

@@ -15,7 +15,7 @@ import re
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from approvals.models import AuditCheckpoint, AuditEvent, ChainLink
+from audit.models import AuditCheckpoint, AuditEvent, ChainLink
 
 AUDIT_MODELS = (AuditEvent, ChainLink, AuditCheckpoint)
 ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")

@@ -3,9 +3,10 @@
 
 Streams the audit log to standard output, oldest first, in constant memory, and records the
 export in the log. With ``--as`` the export is that user's, who must be allowed to export
-(``runs.roles``); without it, the system's.
+(``audit.roles``); without it, the system's.
 """
 
+from audit.models import AuditEvent
 import datetime
 
 from django.core.exceptions import PermissionDenied
@@ -13,8 +14,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from approvals import audit
-from runs import roles
+from audit import exports
+from audit import roles
 
 
 def moment(value: str, option: str) -> datetime.datetime:
@@ -47,9 +48,9 @@ class Command(BaseCommand):
             "until": moment(options["until"], "--until") if options["until"] else None,
             "run_id": options["run"], "actor": options["actor"], "verb": options["verb"], "tool": options["tool"],
         }
-        for line in audit.export_lines(audit.filtered_events(**filters), options["format"]):
+        for line in exports.export_lines(AuditEvent.objects.filtered(**filters), options["format"]):
             self.stdout.write(line, ending="")
-        audit.record_export(actor=actor, fmt=options["format"], filters=filters)
+        exports.record_export(actor=actor, fmt=options["format"], filters=filters)
 
     def _actor(self, username: str | None):
         """The user named by ``--as``, who may export the audit log; the system without it."""

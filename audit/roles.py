@@ -6,9 +6,10 @@ per action, the roles that may take it and on which runs: ``ANY`` run, or only t
 user ``OWN``s (started, or asked an interaction of: continued or tracked it). The README's
 "Roles" table is this matrix.
 
-It lives in ``runs`` although approvals and the audit log use it too: the layers import one way
-(dashboard → approvals → runs), so this is the only app every layer may import, and the run
-actions it guards belong here.
+It lives in ``audit``, the ground floor, because every layer checks it: the layers import one
+way (dashboard → approvals → runs → audit), so only the bottom one may be imported by all. The
+audit app also records what this matrix refuses (``audit.middleware.AccessDeniedMiddleware``)
+and who signs in (``audit.signals``): who may do what sits beside the record of who did.
 
 Deciding a function call passes two checks: this coarse one (the *reviewer* role may decide at
 all), then the call's own (``Approval.check_group``: a member of the call's approver group,

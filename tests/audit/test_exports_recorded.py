@@ -6,7 +6,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from approvals.models import AuditEvent
+from audit.models import AuditEvent
 from tests.factories import make_pending_approval
 
 DOWNLOAD_LINK = re.compile(r'href="([^"]+)"[^>]*\bdownload\b|href="(/audit/download/[^"]*)"')
@@ -47,7 +47,7 @@ def test_the_old_address_serves_the_same_export_as_the_audit_page(client, carol,
     client.force_login(carol)
 
     old = b"".join(client.get("/approvals/audit.csv").streaming_content)
-    new = b"".join(client.get(reverse("audit_download")).streaming_content)
+    new = b"".join(client.get(reverse("audit:download")).streaming_content)
 
     # The second download holds the first one's audit.exported event: compare up to it.
     assert new.startswith(old.rstrip(b"\r\n"))
@@ -61,7 +61,7 @@ def test_an_evidence_bundle_download_is_recorded(client, carol, decided):
     assert exports_by("carol") == 1
 
 
-@pytest.mark.parametrize("page", ["home", "approvals:queue", "audit"])
+@pytest.mark.parametrize("page", ["home", "approvals:queue", "audit:log"])
 def test_every_export_link_on_the_pages_leads_to_a_recorded_export(client, carol, decided, page):
     client.force_login(carol)
     body = client.get(reverse(page)).content.decode()

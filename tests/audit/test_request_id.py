@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from approvals.models import AuditEvent
+from audit.models import AuditEvent
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 

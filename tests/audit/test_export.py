@@ -1,6 +1,7 @@
 """Exports: filters, hostile strings, JSONL round trip, jobs with progress, evidence bundles,
 retention, access events."""
 
+from approvals import evidence
 import csv
 import hashlib
 import io
@@ -17,8 +18,8 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from approvals import audit
-from approvals.models import AuditEvent, AuditExport
+from audit import bundles, exports, keys, log
+from audit.models import AuditEvent, AuditExport
 from runs.models import Artifact, Interaction, Run
 from tests.factories import keep_counts, requested_call
 
@@ -61,7 +62,7 @@ def test_csv_neutralises_formula_cells_and_keeps_quoting(db):
     run = Run.objects.create(model="m", input="x")
     with transaction.atomic():
         for text in HOSTILE:
-            audit.record(actor=text, verb="run.started", obj=run, run=run)
+            log.record(actor=text, verb="run.started", obj=run, run=run)
 
     rows = list(csv.DictReader(io.StringIO(export("--format", "csv"))))
 
@@ -80,7 +81,7 @@ def test_jsonl_round_trips_every_field(decisions):
     for line in lines:
         data = json.loads(line)
         event = events[data["id"]]
-        assert data == audit.event_dict(event)
+        assert data == event.as_dict()
 
 
 def test_an_export_is_itself_audited(decisions):
@@ -94,11 +95,11 @@ def test_an_export_job_writes_the_file_with_progress_and_a_checksum(decisions, a
     settings.DATA_DIR = tmp_path
     job = AuditExport.objects.create(requested_by=alice, format="jsonl", filters={"actor": "alice"})
 
-    audit.write_export(job.pk)
+    exports.write_export(job.pk)
 
     job.refresh_from_db()
     assert job.status == AuditExport.Status.DONE and job.rows_done == job.rows_total == 2
-    content = audit.export_path(job).read_bytes()
+    content = exports.export_path(job).read_bytes()
     import hashlib
 
     assert hashlib.sha256(content).hexdigest() == job.sha256
@@ -107,14 +108,14 @@ def test_an_export_job_writes_the_file_with_progress_and_a_checksum(decisions, a
 
 def test_an_evidence_bundle_verifies_on_its_own_and_tampering_shows(decisions, tmp_path):
     refunds, _ = decisions
-    audit.seal()
+    log.seal()
     run = refunds[0].run
     path = tmp_path / "bundle.zip"
 
-    manifest = audit.evidence_bundle(run, path)
+    manifest = evidence.write_bundle(run, path)
 
     assert {"run.json", "approvals.json", "audit_events.jsonl", "interactions/0.json", "README.txt"} <= set(manifest)
-    assert audit.verify_bundle(path) == []
+    assert bundles.verify_bundle(path) == []
     with zipfile.ZipFile(path) as bundle:
         approvals = json.loads(bundle.read(f"run-{run.pk}/approvals.json"))
         files = {name: bundle.read(name) for name in bundle.namelist()}
@@ -123,12 +124,12 @@ def test_an_evidence_bundle_verifies_on_its_own_and_tampering_shows(decisions, t
     with zipfile.ZipFile(forged, "w") as bundle:
         for name, data in files.items():
             bundle.writestr(name, data.replace(b'"approved"', b'"rejected"') if name.endswith("approvals.json") else data)
-    problems = audit.verify_bundle(forged)
+    problems = bundles.verify_bundle(forged)
     assert problems == ["approvals.json does not match its checksum."]
 
 
 def test_the_verify_bundle_command_exits_non_zero_on_a_bad_bundle(decisions, tmp_path):
-    audit.seal()
+    log.seal()
     path = tmp_path / "b.zip"
     call_command("evidence_bundle", str(decisions[0][0].run_id), "--output", str(path), stdout=io.StringIO())
     call_command("verify_bundle", str(path), stdout=io.StringIO())
@@ -144,10 +145,10 @@ def test_the_verify_bundle_command_exits_non_zero_on_a_bad_bundle(decisions, tmp
 
 
 def bundle_files(decisions, tmp_path) -> tuple[dict[str, bytes], str]:
-    audit.seal()
+    log.seal()
     run = decisions[0][0].run
     path = tmp_path / "bundle.zip"
-    audit.evidence_bundle(run, path)
+    evidence.write_bundle(run, path)
     with zipfile.ZipFile(path) as bundle:
         return {name: bundle.read(name) for name in bundle.namelist()}, f"run-{run.pk}/"
 
@@ -157,7 +158,7 @@ def forge(files: dict[str, bytes], root: str, path, *, key: Ed25519PrivateKey | 
     by it and carrying its public key instead."""
     files = dict(files)
     if key is not None:
-        files[root + "signing-key.pub"] = audit.public_key_pem(key.public_key())
+        files[root + "signing-key.pub"] = keys.public_key_pem(key.public_key())
     listed = {name[len(root):]: data for name, data in files.items()
               if name[len(root):] not in ("SHA256SUMS", "SHA256SUMS.sig")}
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(listed.items())).encode()
@@ -183,7 +184,7 @@ def test_approvals_edited_with_the_checksums_regenerated_fail_the_signature(deci
     files, root = bundle_files(decisions, tmp_path)
     files[root + "approvals.json"] = files[root + "approvals.json"].replace(b'"approved"', b'"rejected"')
 
-    problems = audit.verify_bundle(forge(files, root, tmp_path / "forged.zip"))
+    problems = bundles.verify_bundle(forge(files, root, tmp_path / "forged.zip"))
 
     assert len(problems) == 1 and problems[0].startswith("SHA256SUMS does not match its signature by key ")
 
@@ -199,7 +200,7 @@ def test_a_forged_event_with_a_matching_link_fails_the_signature(decisions, tmp_
     lines.append(json.dumps({"event": event, "link": link}, sort_keys=True, ensure_ascii=False))
     files[root + "audit_events.jsonl"] = ("\n".join(lines) + "\n").encode()
 
-    problems = audit.verify_bundle(forge(files, root, tmp_path / "forged.zip"))
+    problems = bundles.verify_bundle(forge(files, root, tmp_path / "forged.zip"))
 
     assert [p.split(" by key ")[0] for p in problems] == ["SHA256SUMS does not match its signature"]
 
@@ -212,7 +213,7 @@ def test_a_dropped_event_or_a_dropped_file_with_its_line_fails_the_signature(dec
     dropped_file = {name: data for name, data in files.items() if not name.endswith("approvals.json")}
 
     for forged in (dropped_event, dropped_file):
-        problems = audit.verify_bundle(forge(forged, root, tmp_path / "forged.zip"))
+        problems = bundles.verify_bundle(forge(forged, root, tmp_path / "forged.zip"))
         assert len(problems) == 1 and problems[0].startswith("SHA256SUMS does not match its signature")
 
 
@@ -226,7 +227,7 @@ def test_a_file_dropped_or_added_without_touching_the_checksums_is_named(decisio
         with zipfile.ZipFile(tmp_path / "forged.zip", "w") as bundle:
             for name, data in forged.items():
                 bundle.writestr(name, data)
-        assert audit.verify_bundle(tmp_path / "forged.zip") == [problem]
+        assert bundles.verify_bundle(tmp_path / "forged.zip") == [problem]
 
 
 def test_a_bundle_re_signed_by_another_key_names_that_key_and_fails_when_the_real_key_is_pinned(decisions, tmp_path):
@@ -234,25 +235,25 @@ def test_a_bundle_re_signed_by_another_key_names_that_key_and_fails_when_the_rea
     files[root + "approvals.json"] = files[root + "approvals.json"].replace(b'"approved"', b'"rejected"')
     mallory = Ed25519PrivateKey.generate()
     forged = forge(files, root, tmp_path / "forged.zip", key=mallory)
-    ours = audit.fingerprint(audit.signing_key().public_key())
+    ours = keys.fingerprint(keys.signing_key().public_key())
 
     code, out, _ = verify_bundle_command(forged)
-    pinned_code, _, pinned_err = verify_bundle_command(forged, "--public-key", audit.signing_key_path())
+    pinned_code, _, pinned_err = verify_bundle_command(forged, "--public-key", keys.signing_key_path())
     by_print, _, print_err = verify_bundle_command(forged, "--fingerprint", ours)
 
-    assert code == 0 and f"Signed by key {audit.fingerprint(mallory.public_key())}, the key the bundle carries" in out
+    assert code == 0 and f"Signed by key {keys.fingerprint(mallory.public_key())}, the key the bundle carries" in out
     assert pinned_code == 1 and f"not the pinned key {ours}" in pinned_err
     assert "SHA256SUMS does not match its signature" in pinned_err
     assert by_print == 1 and f"not the pinned key {ours}" in print_err
 
 
 def test_verify_bundle_prints_the_fingerprint_of_the_pinned_key(decisions, tmp_path):
-    audit.seal()
+    log.seal()
     path = tmp_path / "b.zip"
     call_command("evidence_bundle", str(decisions[0][0].run_id), "--output", str(path), stdout=io.StringIO())
     public = tmp_path / "handoff.pub"
-    public.write_bytes(audit.public_key_pem(audit.signing_key().public_key()))
-    ours = audit.fingerprint(audit.signing_key().public_key())
+    public.write_bytes(keys.public_key_pem(keys.signing_key().public_key()))
+    ours = keys.fingerprint(keys.signing_key().public_key())
 
     code, out, _ = verify_bundle_command(path, "--public-key", public)
     by_print, print_out, _ = verify_bundle_command(path, "--fingerprint", ours.upper())

@@ -8,8 +8,8 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 
-from approvals import audit
-from approvals.models import AuditEvent, AuditExport, ChainVerification
+from audit import bundles, chain, log
+from audit.models import AuditEvent, AuditExport, ChainVerification
 from runs.models import Run
 from tests.conftest import wait_for
 from tests.factories import requested_call
@@ -19,15 +19,15 @@ from tests.factories import requested_call
 def refund(alice):
     approval = requested_call("issue_refund", {"order_id": "A-1", "amount": 300, "reason": "x"})
     approval.approve(by=alice, shown_hash=approval.arguments_hash)
-    audit.seal()
+    log.seal()
     return approval
 
 
 def test_an_auditor_sees_the_events_and_that_the_chain_held(client, carol, refund):
-    audit.verify_and_record(requested_by="carol")
+    chain.verify_and_record(requested_by="carol")
     client.force_login(carol)
 
-    response = client.get(reverse("audit"))
+    response = client.get(reverse("audit:log"))
 
     body = response.content.decode()
     assert response.status_code == 200
@@ -39,7 +39,7 @@ def test_a_broken_chain_is_shown_as_broken(client, carol, refund):
     ChainVerification.objects.create(ok=False, message="Event 7 (link #7) was altered", first_bad_event_id=7)
     client.force_login(carol)
 
-    body = client.get(reverse("audit")).content.decode()
+    body = client.get(reverse("audit:log")).content.decode()
 
     assert "Chain broken" in body and "Event 7 (link #7) was altered" in body
 
@@ -48,8 +48,8 @@ def test_filters_narrow_the_list_and_the_download_to_the_same_events(client, car
     client.force_login(carol)
     query = {"actor": "alice", "verb": "approval."}
 
-    page = client.get(reverse("audit"), query).content.decode()
-    download = b"".join(client.get(reverse("audit_download"), {**query, "format": "jsonl"}).streaming_content)
+    page = client.get(reverse("audit:log"), query).content.decode()
+    download = b"".join(client.get(reverse("audit:download"), {**query, "format": "jsonl"}).streaming_content)
 
     events = [json.loads(line) for line in download.decode().splitlines()]
     assert [e["verb"] for e in events] == ["approval.approved"]
@@ -61,8 +61,8 @@ def test_a_month_of_decisions_by_date_range(client, carol, refund):
     client.force_login(carol)
     today = refund.created_at.date()
 
-    inside = client.get(reverse("audit_download"), {"since": today.replace(day=1), "until": today, "verb": "approval."})
-    outside = client.get(reverse("audit_download"), {"until": today.replace(year=today.year - 1)})
+    inside = client.get(reverse("audit:download"), {"since": today.replace(day=1), "until": today, "verb": "approval."})
+    outside = client.get(reverse("audit:download"), {"until": today.replace(year=today.year - 1)})
 
     assert b"approval.approved" in b"".join(inside.streaming_content)
     assert b"".join(outside.streaming_content).count(b"\n") == 1  # the header only
@@ -71,12 +71,12 @@ def test_a_month_of_decisions_by_date_range(client, carol, refund):
 def test_verify_now_runs_in_a_worker_and_the_status_updates(worker, client, carol):
     client.force_login(carol)
 
-    client.post(reverse("audit_verify"))
-    running = client.get(reverse("audit"), HTTP_HX_REQUEST="true").content.decode()
+    client.post(reverse("audit:verify"))
+    running = client.get(reverse("audit:log"), HTTP_HX_REQUEST="true").content.decode()
 
     assert 'id="chain-status"' in running and "<html" not in running
     wait_for(lambda: ChainVerification.objects.filter(ok=True).exists())
-    done = client.get(reverse("audit"), HTTP_HX_REQUEST="true").content.decode()
+    done = client.get(reverse("audit:log"), HTTP_HX_REQUEST="true").content.decode()
     assert "Chain holds" in done and "hx-trigger" not in done
 
 
@@ -85,7 +85,7 @@ def test_a_running_verification_shows_how_far_it_got(client, carol):
                                      links_total=10_000_000, links_checked=2_500_000)
     client.force_login(carol)
 
-    running = client.get(reverse("audit"), HTTP_HX_REQUEST="true").content.decode()
+    running = client.get(reverse("audit:log"), HTTP_HX_REQUEST="true").content.decode()
 
     assert '<progress value="2500000" max="10000000">' in running
     assert "2500000 of 10000000 links checked" in running and 'hx-trigger="every 2s"' in running
@@ -96,17 +96,17 @@ def test_a_background_export_shows_progress_then_the_file(worker, client, carol,
     run = Run.objects.create(model="m", input="x")
     with transaction.atomic():
         for n in range(30):
-            audit.record(actor="system:test", verb="run.status_changed", obj=run, run=run, after={"n": n})
+            log.record(actor="system:test", verb="run.status_changed", obj=run, run=run, after={"n": n})
     client.force_login(carol)
 
-    response = client.post(reverse("audit_export_start"), {"format": "jsonl", "run": run.pk})
+    response = client.post(reverse("audit:export_start"), {"format": "jsonl", "run": run.pk})
 
     job = AuditExport.objects.get()
-    assert response["Location"] == reverse("audit_export", args=[job.pk])
+    assert response["Location"] == reverse("audit:export", args=[job.pk])
     wait_for(lambda: AuditExport.objects.filter(pk=job.pk, status="done").exists())
-    page = client.get(reverse("audit_export", args=[job.pk])).content.decode()
+    page = client.get(reverse("audit:export", args=[job.pk])).content.decode()
     assert "30 of 30 events" in page
-    data = b"".join(client.get(reverse("audit_export_file", args=[job.pk])).streaming_content)
+    data = b"".join(client.get(reverse("audit:export_file", args=[job.pk])).streaming_content)
     assert len(data.splitlines()) == 30
 
 
@@ -117,12 +117,12 @@ def test_an_evidence_bundle_downloads_and_verifies(client, carol, refund):
 
     data = b"".join(response.streaming_content)
     assert response["Content-Disposition"].startswith("attachment")
-    assert audit.verify_bundle(io.BytesIO(data)) == []
+    assert bundles.verify_bundle(io.BytesIO(data)) == []
     with zipfile.ZipFile(io.BytesIO(data)) as bundle:
         assert f"run-{refund.run_id}/SHA256SUMS" in bundle.namelist()
 
 
-@pytest.mark.parametrize("name,args", [("audit", []), ("audit_download", []), ("evidence_bundle", [1])])
+@pytest.mark.parametrize("name,args", [("audit:log", []), ("audit:download", []), ("evidence_bundle", [1])])
 def test_someone_without_audit_rights_gets_403(client, bob, name, args):
     Run.objects.create(pk=1, model="m", input="x")
     client.force_login(bob)
@@ -130,7 +130,7 @@ def test_someone_without_audit_rights_gets_403(client, bob, name, args):
     assert client.get(reverse(name, args=args)).status_code == 403
 
 
-@pytest.mark.parametrize("name", ["audit_verify", "audit_export_start"])
+@pytest.mark.parametrize("name", ["audit:verify", "audit:export_start"])
 def test_audit_actions_are_post_only(client, carol, name):
     client.force_login(carol)
 
@@ -138,6 +138,6 @@ def test_audit_actions_are_post_only(client, carol, name):
 
 
 def test_the_audit_page_needs_a_signed_in_user(client, db):
-    response = client.get(reverse("audit"))
+    response = client.get(reverse("audit:log"))
 
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]

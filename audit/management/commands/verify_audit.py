@@ -4,18 +4,18 @@ every signed checkpoint; otherwise exit 1 and name the first event that does not
 
 from django.core.management.base import BaseCommand
 
-from approvals import audit
+from audit import chain, keys, log
 
 
 class Command(BaseCommand):
     help = "Verify the audit log's hash chain against its signed checkpoints, then sign a new checkpoint."
 
     def handle(self, *args, **options):
-        audit.seal()  # events committed but not sealed yet are sealed first
-        verification = audit.verify_and_record()
+        log.seal()  # events committed but not sealed yet are sealed first
+        verification = chain.verify_and_record()
         try:
-            key = f"Signing key {audit.fingerprint(audit.signing_key().public_key())} ({audit.signing_key_path()})."
-        except audit.SigningKeyError as exc:
+            key = f"Signing key {keys.fingerprint(keys.signing_key().public_key())} ({keys.signing_key_path()})."
+        except keys.SigningKeyError as exc:
             key = str(exc)
         if verification.ok:
             self.stdout.write(verification.message)

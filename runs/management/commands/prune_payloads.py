@@ -3,7 +3,7 @@ response payloads older than DAYS; steps, decisions and the audit chain stay. Au
 
 from django.core.management.base import BaseCommand, CommandError
 
-from approvals import audit
+from runs import retention
 
 
 class Command(BaseCommand):
@@ -16,5 +16,5 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["older_than"] < 0:
             raise CommandError("--older-than takes a number of days, 0 or more.")
-        count = audit.prune_raw_payloads(older_than_days=options["older_than"], dry_run=options["dry_run"])
+        count = retention.prune_raw_payloads(older_than_days=options["older_than"], dry_run=options["dry_run"])
         self.stdout.write(f"{'Would delete' if options['dry_run'] else 'Deleted'} {count} raw payload artifacts.")

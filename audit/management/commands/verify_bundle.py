@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from approvals import audit
+from audit import bundles, keys
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         pins = {}
         if options["public_key"]:
             try:
-                pins["public_key"] = audit.load_public_key(Path(options["public_key"]).read_bytes())
+                pins["public_key"] = keys.load_public_key(Path(options["public_key"]).read_bytes())
             except OSError as exc:
                 raise CommandError(f"Cannot read --public-key {options['public_key']}: {exc.strerror}.")
             except ValueError as exc:
@@ -35,7 +35,7 @@ class Command(BaseCommand):
             if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
                 raise CommandError("--fingerprint takes the 64 hex digits verify_audit prints.")
             pins["expected_fingerprint"] = value
-        result = audit.check_bundle(options["path"], **pins)
+        result = bundles.check_bundle(options["path"], **pins)
         if result.problems:
             for problem in result.problems:
                 self.stderr.write(problem)
