@@ -702,7 +702,7 @@ class Approval(models.Model):
         return True
 
     def function_result(self) -> dict[str, Any]:
-        """The ``function_result`` input step for this call (gemini-interactions.md §6)."""
+        """The ``function_result`` input step for this call (docs/interactions-api.md §6)."""
         step = {
             "type": "function_result",
             "call_id": self.call_id,

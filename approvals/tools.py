@@ -1,7 +1,7 @@
 """Registered tools: Python functions whose declarations are sent to Gemini and whose bodies run
 in a worker once their call is settled.
 
-A declaration is the API's flat function tool (gemini-interactions.md §2.3):
+A declaration is the API's flat function tool (docs/interactions-api.md §2.3):
 ``{"type": "function", "name": ..., "description": ..., "parameters": <JSON Schema>}``.
 """
 

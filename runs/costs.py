@@ -1,7 +1,7 @@
 """Estimated cost of interactions from their usage and the price table in settings
 (``GEMINI_PRICES``: USD per 1M tokens of ``input``, ``output`` and ``cached_input``).
 
-An estimate, never a bill: it reads the usage fields of gemini-interactions.md §4 and prices them
+An estimate, never a bill: it reads the usage fields of docs/interactions-api.md §4 and prices them
 at the table's single tier.
 """
 

@@ -1,6 +1,6 @@
 """Starting runs, sending interactions, polling background ones and recording what came back.
 
-The loop (product.md, "The flow"): a run's first interaction is created; a background one is
+The loop (docs/contracts.md, "The flow"): a run's first interaction is created; a background one is
 polled with ``interactions.get`` on a backoff schedule until it is stable; ``requires_action``
 hands the function calls to the registered action handler (approvals); once every call is
 settled, a follow-up interaction carrying one ``function_result`` per ``call_id`` continues the
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -151,7 +152,7 @@ def build_request(run: Run, *, input: Any = None, previous_interaction_id: str =
 
     Tools, system instruction and generation config are sent on every interaction of the chain:
     the API keeps conversation state, but whether it keeps tools across ``previous_interaction_id``
-    is not documented (gemini-interactions.md §6), and the quickstart resends them.
+    is not documented (docs/interactions-api.md §6), and the quickstart resends them.
     """
     body: dict[str, Any] = {"model": run.model} if run.model else {"agent": run.agent}
     if input is not None:
@@ -235,16 +236,26 @@ def continue_with(previous: Interaction, **body: Any) -> Interaction | None:
     return follow_up
 
 
-def _queue_send(interaction: Interaction) -> None:
-    from runs.tasks import send_interaction  # tasks import this module
+# The tasks that drive an interaction (runs.tasks) call this module, and this module queues them:
+# it names them rather than imports them, so the import graph has no circle (queuing a task is
+# sending a message to a worker, not a call). ``task()`` looks a name up in Celery's registry and
+# raises ``KeyError`` for a name that is not a task; tests/runs/test_tasks_named.py checks them.
+SEND_TASK = "runs.tasks.send_interaction"
+POLL_TASK = "runs.tasks.poll_interaction"
+CANCEL_TASK = "runs.tasks.cancel_interaction"
 
-    send_interaction.delay_on_commit(interaction.pk)
+
+def task(name: str):
+    """The registered Celery task called ``name`` (``KeyError`` when none is)."""
+    return current_app.tasks[name]
+
+
+def _queue_send(interaction: Interaction) -> None:
+    task(SEND_TASK).delay_on_commit(interaction.pk)
 
 
 def _queue_poll(interaction: Interaction, delay: float) -> None:
-    from runs.tasks import poll_interaction
-
-    poll_interaction.apply_async_on_commit((interaction.pk,), countdown=delay)
+    task(POLL_TASK).apply_async_on_commit((interaction.pk,), countdown=delay)
 
 
 class CannotDoThat(Exception):
@@ -274,10 +285,8 @@ def cancel_run(run_pk: int, *, by) -> Run:
     live = run.interactions.filter(
         dispatch=Interaction.Dispatch.SENT, status__in=[Interaction.Status.QUEUED, Interaction.Status.IN_PROGRESS]
     )
-    from runs.tasks import cancel_interaction
-
     for pk in live.values_list("pk", flat=True):
-        cancel_interaction.delay_on_commit(pk)
+        task(CANCEL_TASK).delay_on_commit(pk)
     return run
 
 
@@ -344,7 +353,7 @@ def rerun(run_pk: int, *, by) -> Run:
 
 
 # What an interaction id looks like: the API's are "v1_" and unpadded base64url
-# ("v1_ChdPU0F4YWFt…", gemini-interactions.md and its payloads), the emulator's "v1_emu…". The
+# ("v1_ChdPU0F4YWFt…", docs/interactions-api.md §4 and tests/payloads/), the emulator's "v1_emu…". The
 # SDK puts the id into the request path unquoted ("/{api_version}/interactions/{id}"), so a "/",
 # "." or "%" would let "../../x" reach any path of the API host with the key attached: only
 # these characters pass, up to the length Interaction.interaction_id stores.
@@ -459,7 +468,7 @@ def send(interaction_pk: int) -> None:
         return
     except (TypeError, ValueError) as exc:
         # The SDK validates request bodies locally and refuses them before sending
-        # (gemini-interactions.md §10.4); pydantic's ValidationError is a ValueError.
+        # (docs/interactions-api.md §10.4); pydantic's ValidationError is a ValueError.
         _fail_send(interaction, Interaction.Dispatch.ERROR, f"The SDK refused the request: {exc}")
         return
     except Exception as exc:
@@ -486,10 +495,8 @@ def recover_stalled(*, lost_after: timedelta | None = None) -> dict[str, int]:
     lost = list(Interaction.objects.filter(
         dispatch=Interaction.Dispatch.PENDING, created_at__lt=now - lost_after, run__status__in=Run.ACTIVE_STATUSES
     ).values_list("pk", flat=True))
-    from runs.tasks import send_interaction
-
     for pk in lost:
-        send_interaction.delay(pk)
+        task(SEND_TASK).delay(pk)
     return {"unknown": len(stalled), "requeued": len(lost)}
 
 
@@ -651,7 +658,7 @@ def poll(interaction_pk: int) -> None:
         response = gemini.get(interaction.interaction_id)
     except gemini.MalformedResponse as exc:
         # One odd answer says nothing about the job itself: the SDK reads such a body as
-        # status=None without complaint (gemini-interactions.md §10.4), and Google's documented
+        # status=None without complaint (docs/interactions-api.md §10.4), and Google's documented
         # bodies differ (the breaking-changes guide's legacy example has no status). Kept as
         # evidence, and retried.
         _save_artifact(interaction, Artifact.Kind.RAW_RESPONSE, exc.body, media_type="text/plain")
@@ -789,7 +796,7 @@ def _record(interaction: Interaction, response: gemini.Response) -> None:
                  continuation_token=response.continuation_token)
 
 
-# The usage fields the run page sums (gemini-interactions.md §4), in Run.usage.
+# The usage fields the run page sums (docs/interactions-api.md §4), in Run.usage.
 USAGE_FIELDS = ("total_input_tokens", "total_output_tokens", "total_thought_tokens", "total_cached_tokens",
                 "total_tool_use_tokens", "total_tokens")
 
@@ -857,7 +864,7 @@ def _advance_run(run: Run, interaction: Interaction, delay: float | None, contin
         _set_run_status(run, Run.Status.RUNNING, current=True)
         _queue_poll(interaction, delay)
     elif status == S.REQUIRES_CONTINUATION:
-        # The per-request decode limit was reached (gemini-interactions.md §9): continue with the
+        # The per-request decode limit was reached (docs/interactions-api.md §9): continue with the
         # token and no input, as the SDK's automatic continuation does.
         if not (continuation_token and interaction.interaction_id):
             _fail_run(interaction, "The interaction requires continuation but sent no continuation_token.")

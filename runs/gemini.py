@@ -1,12 +1,12 @@
 """The google-genai client, built lazily once per process, and the calls Handoff makes with it.
 
 The SDK reads ``GEMINI_API_KEY`` and ``GOOGLE_GEMINI_BASE_URL`` from the environment itself
-(gemini-interactions.md §11), so the same code talks to Google, to any compatible endpoint, or to
+(docs/interactions-api.md §11), so the same code talks to Google, to any compatible endpoint, or to
 the bundled emulator.
 
 Responses are read through ``with_raw_response`` so the exact body can be kept (when capture is
 on) and validated strictly: the SDK's own parsing is lenient and turns a malformed 200 body into a
-half-built object with ``status=None`` (gemini-interactions.md §10.4).
+half-built object with ``status=None`` (docs/interactions-api.md §10.4).
 """
 
 from __future__ import annotations

@@ -263,7 +263,7 @@ class Interaction(models.Model):
         ERROR = "error", "Request refused"
 
     class Status(models.TextChoices):
-        # The API's own enum (gemini-interactions.md §4.1), stored as received.
+        # The API's own enum (docs/interactions-api.md §4.1), stored as received.
         QUEUED = "queued"
         IN_PROGRESS = "in_progress"
         REQUIRES_ACTION = "requires_action"
@@ -383,7 +383,7 @@ class Step(models.Model):
     interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="steps")
     index = models.PositiveIntegerField(help_text="Position in Interaction.steps.")
     type = models.CharField(max_length=64)
-    # Calls carry ``id`` and results ``call_id`` pointing back to it (gemini-interactions.md §5);
+    # Calls carry ``id`` and results ``call_id`` pointing back to it (docs/interactions-api.md §5);
     # both are kept here so a call and its result can be joined.
     call_id = models.CharField(max_length=200, blank=True)
     name = models.CharField(max_length=200, blank=True)

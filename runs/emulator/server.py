@@ -3,7 +3,7 @@
 The real ``google-genai`` SDK talks to it over HTTP, exactly as it talks to
 Google: point the SDK at it with ``GOOGLE_GEMINI_BASE_URL=http://HOST:PORT``
 (any non-empty ``GEMINI_API_KEY``) or ``HttpOptions(base_url=...)``. The wire
-protocol follows ``gemini-interactions.md`` §10-11:
+protocol follows ``docs/interactions-api.md`` §10-11:
 
 * ``POST   /{ver}/interactions``: create; JSON, or SSE when the body has
   ``"stream": true``
@@ -468,7 +468,7 @@ class EmulatorServer:
                 self._records[interaction_id] = record
             if statusless:
                 # [fault:statusless_get]: the body a lenient client half-parses
-                # into status=None (gemini-interactions.md §10.4).
+                # into status=None (docs/interactions-api.md §10.4).
                 document = self._document(record, include_input=include_input)
                 del document["status"]
                 return _Reply(200, document)
@@ -703,7 +703,7 @@ def _step_events(index: int, step: dict) -> list[dict]:
     ``thought_signature`` deltas (STREAM guide payloads 04, 04d). A function
     call starts with empty ``arguments`` and sends them as one
     ``arguments_delta`` JSON string, since the SDK has no function_call delta
-    (gemini-interactions.md §8.3). Other steps arrive whole in ``step.start``.
+    (docs/interactions-api.md §8.3). Other steps arrive whole in ``step.start``.
     """
     kind = step.get("type")
     deltas: list[dict] = []

@@ -1,7 +1,7 @@
 """Where the emulator keeps its interactions: in memory only, or in a SQLite file.
 
 The real API keeps stored interactions, so a client can chain onto one with
-``previous_interaction_id`` long after it was created (gemini-interactions.md
+``previous_interaction_id`` long after it was created (docs/interactions-api.md
 §2.1, ``store``); an emulator that forgot them on a restart would answer a
 follow-up with 404. With a path, every change is written in one SQLite
 transaction before the request is answered, so a client is never told about

@@ -158,7 +158,7 @@ CONTENT_BLOCK_TYPES = MEDIA_BLOCK_TYPES | {"text"}
 @register.filter
 def is_content_list(value: Any) -> bool:
     """Whether ``value`` is a list of content blocks (a result may be a dict, a string, or
-    content: gemini-interactions.md §6)."""
+    content: docs/interactions-api.md §6)."""
     return (
         isinstance(value, list) and bool(value)
         and all(isinstance(item, dict) and item.get("type") in CONTENT_BLOCK_TYPES for item in value)

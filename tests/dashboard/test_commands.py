@@ -1,4 +1,4 @@
-"""The management commands' contracts (product.md, "Contracts")."""
+"""The management commands' contracts (docs/contracts.md, "Contracts")."""
 
 import csv
 import io

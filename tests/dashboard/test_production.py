@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from audit import log
 from approvals.models import Approval
-from dashboard import metrics
+from runs import metrics
 from runs import execution
 from runs.models import Run
 from tests.conftest import wait_for, wait_for_port

@@ -21,7 +21,7 @@ from runs.emulator import EmulatorServer, showcase
 MODEL = "gemini-3-flash-preview"
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads"
 SHOWCASE_PAYLOADS = Path(showcase.__file__).resolve().parent / "payloads"
-# Every step type of google-genai 3.3.0 (gemini-interactions.md §5).
+# Every step type of google-genai 3.3.0 (docs/interactions-api.md §5).
 SDK_STEP_TYPES = {
     "user_input", "model_output", "thought", "function_call", "function_result",
     "code_execution_call", "code_execution_result", "url_context_call", "url_context_result",

@@ -1,6 +1,6 @@
 """``python manage.py verify_audit``: exit 0 when the audit hash chain holds, checked against
 every signed checkpoint; otherwise exit 1 and name the first event that does not verify
-(product.md, "Contracts"). Prints the fingerprint of the signing key it checked with."""
+(docs/contracts.md, "Contracts"). Prints the fingerprint of the signing key it checked with."""
 
 from django.core.management.base import BaseCommand
 

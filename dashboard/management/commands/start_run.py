@@ -6,7 +6,7 @@ the page's own form (``dashboard.forms.StartRunForm``), so the command refuses w
 refuses, in the page's words. With ``--as`` the run is that user's, who must be allowed to
 start runs (``audit.roles``); without it the run is the system's. With ``--wait`` it returns once
 the run is completed, failed, cancelled or waiting for approval, prints that status on the line
-before the id (product.md, "Contracts"), and exits non-zero when the run failed or was
+before the id (docs/contracts.md, "Contracts"), and exits non-zero when the run failed or was
 cancelled.
 """
 
