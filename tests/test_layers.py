@@ -29,6 +29,6 @@ def test_every_task_queued_by_name_is_registered_where_its_name_says(module, tas
              if key.endswith("_TASK") and isinstance(value, str)}
     assert names, f"{module} names no task"
     for name in names:
-        task = current_app.tasks[name]
+        task = current_app.tasks[name]  # registered at start-up (the app's ready()), KeyError if not
         assert name.rsplit(".", 1)[0] == tasks_module
         assert task.__module__ == tasks_module
