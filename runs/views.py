@@ -4,18 +4,14 @@
 from __future__ import annotations
 
 import operator
-import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from datetime import timezone as dt_timezone
+from datetime import date
 from functools import reduce
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import DurationField, ExpressionWrapper, F, Field, Func, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import GreaterThan, LessThan
+from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -27,146 +23,13 @@ from google.genai import _interactions as api_errors
 
 from runs import costs, execution, gemini, roles
 from runs.forms import ContinueForm, RunFilterForm, TrackForm
-from runs.models import Artifact, Interaction, Run, Step, search_is_selective
+from runs.models import Artifact, Cursor, Interaction, Run, Step, search_is_selective
 
 PAGE_SIZE = 50
 
 # Approvals live in the approvals app, which imports runs (never the other way round): they are
 # reached here through the reverse relation ``approvals`` and the status string it stores.
 PENDING = "pending"
-
-
-# The run list's sort orders: the column each sorts on, descending, with the run id breaking ties
-# (every order has an index on (column DESC, id DESC): see Run.Meta.indexes).
-SORT_KEYS = {"started": "created_at", "duration": "duration_ms", "tokens": "total_tokens"}
-# The columns the list shows (the others can be large: input JSON, output text, tools).
-LIST_FIELDS = (
-    "pk", "status", "model", "agent", "input_preview", "tool_names", "error", "total_tokens",
-    "duration_ms", "created_at", "finished_at", "pending_approvals",
-)
-# A cursor is "<sort key>.<run id>": the key as an integer, the start time in µs since the epoch
-# (exact: PostgreSQL stores µs). At most 18 digits each, so both fit a bigint.
-CURSOR = re.compile(r"^(-?\d{1,18})\.(\d{1,18})$")
-EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
-# Where a cursor points: (sort key, run id).
-Position = tuple[datetime | int, int]
-
-
-class Row(Func):
-    """A row value, ``(a, b)``. ``(key, id) < (k, i)`` is a single index condition on an index
-    over ``(key, id)``, so a page starts right at its cursor; the equivalent ``key < k OR (key = k
-    AND id < i)`` makes PostgreSQL read every run sharing the key ``k`` first."""
-
-    function = ""
-    output_field = Field()
-
-
-def _approval_model():
-    # runs never imports approvals (approvals imports runs): the model is reached through the
-    # reverse relation ``Run.approvals``, which exists once the apps are loaded.
-    return Run._meta.get_field("approvals").related_model
-
-
-def _start_of(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
-def _filtered_runs(form: RunFilterForm) -> QuerySet[Run]:
-    """Runs matching the filters of ``form`` (bound and validated) that cleaned; the invalid
-    ones are left out, and the page shows their errors."""
-    data = form.cleaned_data
-    runs = Run.objects.all()
-    for name in ("status", "model", "agent"):
-        if data.get(name):
-            runs = runs.filter(**{name: data[name]})
-    if data.get("tool"):
-        runs = runs.using_tool(data["tool"])
-    if data.get("by"):
-        # The user's id as a value (an init plan) rather than a join, so the runs are read from
-        # the creator's index in the sort order, not joined to the user and sorted.
-        users = Run._meta.get_field("created_by").related_model.objects.filter(username=data["by"])
-        runs = runs.filter(created_by=Subquery(users.values("pk")))
-    if data.get("pending"):
-        runs = runs.filter(pending_approvals__gt=0)
-    if data.get("from"):
-        runs = runs.filter(created_at__gte=_start_of(data["from"]))
-    if data.get("to"):
-        runs = runs.filter(created_at__lt=_start_of(data["to"] + timedelta(days=1)))
-    if data.get("q"):
-        runs = runs.search(data["q"])
-    if data.get("sort") == "duration":
-        # Only finished runs have a duration to sort on.
-        runs = runs.filter(duration_ms__isnull=False)
-    return runs
-
-
-def _cursor(value: str, sort: str) -> Position | None:
-    """The position a cursor ``"<key>.<id>"`` names under ``sort``: its sort key (a datetime for
-    ``started``, an int otherwise) and run id; ``None`` when it is malformed. Read from the
-    string alone, with no query."""
-    match = CURSOR.match(value)
-    if match is None:
-        return None
-    key, pk = int(match[1]), int(match[2])
-    if sort == "started":
-        try:
-            return EPOCH + timedelta(microseconds=key), pk
-        except OverflowError:
-            return None
-    return key, pk
-
-
-def _cursor_of(run: Run, sort: str) -> str:
-    key = getattr(run, SORT_KEYS[sort])
-    if sort == "started":
-        key = (key - EPOCH) // timedelta(microseconds=1)
-    return f"{key}.{run.pk}"
-
-
-def _page(
-    runs: QuerySet[Run], sort: str, after: Position | None, before: Position | None, *, few: bool = False,
-    dated: bool = False,
-) -> tuple[list[Run], bool, bool]:
-    """The ``PAGE_SIZE`` runs that follow the cursor position ``after`` in the list's order (or
-    precede ``before``, or open the list); and whether runs come before and after the page.
-    One query.
-
-    ``few`` when ``runs`` are known to be few (a selective search, ``search_is_selective``): the
-    order and the cursor are then written so that no index can serve them (``COALESCE(key,
-    key)``, the same values), and PostgreSQL reads the few runs from the filter's index and sorts
-    them, instead of walking a sort order's index for them.
-
-    ``dated`` when ``runs`` are filtered by a date range: for the duration and tokens orders the
-    page's ids are chosen in a subquery that needs no other column than ``created_at``, the sort
-    key and the id, so PostgreSQL may read a narrow range from ``run_created_idx`` alone
-    (an index-only scan, no row fetched) and sort it; the rows are read for the page's ids only.
-    At 10,000,000 runs a day's 27,000 runs, read row by row and sorted, took 50 ms. A wide range
-    still walks the sort order's index: the planner knows the range's size from its histogram."""
-    key = SORT_KEYS[sort]
-    if few:
-        runs = runs.alias(page_key=Coalesce(F(key), F(key)), page_pk=Coalesce(F("pk"), F("pk")))
-        key, pk = "page_key", "page_pk"
-    else:
-        pk = "pk"
-    position = Row(F(key), F(pk))
-    if before is not None:
-        # The previous page: walk back up from the cursor, then show those runs in list order.
-        order = (key, pk)
-        runs = runs.filter(GreaterThan(position, Row(Value(before[0]), Value(before[1]))))
-    else:
-        order = (f"-{key}", f"-{pk}")
-        if after is not None:
-            runs = runs.filter(LessThan(position, Row(Value(after[0]), Value(after[1]))))
-    runs = runs.order_by(*order)
-    if dated and not few and sort != "started":
-        runs = Run.objects.filter(pk__in=runs.values("pk")[: PAGE_SIZE + 1]).order_by(*order)
-    rows = list(runs.only(*LIST_FIELDS)[: PAGE_SIZE + 1])
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    if before is not None:
-        rows.reverse()
-        return rows, more, True
-    return rows, after is not None, more
 
 
 def _query(form: RunFilterForm) -> dict[str, str]:
@@ -179,16 +42,23 @@ def _query(form: RunFilterForm) -> dict[str, str]:
     return query
 
 
+def _page_url(query: dict[str, str], direction: str, cursor: Cursor | None) -> str:
+    """The query string of the page ``direction`` (``after`` or ``before``) ``cursor``, with the
+    list's filters ``query``; ``""`` without a cursor (there is no such page)."""
+    return f"?{urlencode({**query, direction: str(cursor)})}" if cursor is not None else ""
+
+
 @login_required
 @require_safe
 @vary_on_headers("HX-Request")
 def run_list(request: HttpRequest) -> HttpResponse:
     """Runs, 50 a page, filtered and sorted by the query string (``RunFilterForm``): newest first
-    by default, or ``?sort=duration`` / ``?sort=tokens``. Keyset pagination on ``(sort key, id)``:
-    ``?after=<cursor>`` is the page that follows that run in the list's order, ``?before=<cursor>``
-    the one that precedes it. An invalid filter is reported on the page (400) and left out. An htmx
-    request gets only the ``run-table`` partial, which polls itself while a run on it is active.
-    A fixed number of queries, whatever the page size and the table."""
+    by default, or ``?sort=duration`` / ``?sort=tokens``. Keyset pagination on ``(sort key, id)``
+    (``RunQuerySet.page``): ``?after=<cursor>`` is the page that follows that run in the list's
+    order, ``?before=<cursor>`` the one that precedes it. An invalid filter is reported on the
+    page (400) and left out. An htmx request gets only the ``run-table`` partial, which polls
+    itself while a run on it is active. A fixed number of queries, whatever the page size and
+    the table."""
     form = RunFilterForm(request.GET)
     form.is_valid()
     sort = form.cleaned_data.get("sort") or "started"
@@ -198,16 +68,20 @@ def run_list(request: HttpRequest) -> HttpResponse:
     ]
     after = before = None
     if request.GET.get("after"):
-        after = _cursor(request.GET["after"], sort)
+        after = Cursor.parse(request.GET["after"], sort)
     elif request.GET.get("before"):
-        before = _cursor(request.GET["before"], sort)
+        before = Cursor.parse(request.GET["before"], sort)
     if (request.GET.get("after") or request.GET.get("before")) and after is None and before is None:
         errors.append("That page link is not valid: showing the first page.")
 
-    text = form.cleaned_data.get("q") or ""
-    rows, has_previous, has_next = _page(_filtered_runs(form), sort, after, before,
-                                         few=bool(text) and search_is_selective(text),
-                                         dated=bool(form.cleaned_data.get("from") or form.cleaned_data.get("to")))
+    filters = form.filters()
+    page = Run.objects.filtered(**filters).page(
+        sort=sort, after=after, before=before, size=PAGE_SIZE,
+        # The query's shape (RunQuerySet.page): a selective search, a date range.
+        few=bool(filters["text"]) and search_is_selective(filters["text"]),
+        dated=bool(filters["since"] or filters["until"]),
+    )
+    rows = page.runs
     query = _query(form)
     context = {
         "form": form,
@@ -218,8 +92,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "paged": after is not None or before is not None,
         "query": urlencode(query),
         "polling": any(run.is_active for run in rows),
-        "previous_url": "?" + urlencode({**query, "before": _cursor_of(rows[0], sort)}) if has_previous and rows else "",
-        "next_url": "?" + urlencode({**query, "after": _cursor_of(rows[-1], sort)}) if has_next and rows else "",
+        "previous_url": _page_url(query, "before", page.previous_cursor),
+        "next_url": _page_url(query, "after", page.next_cursor),
         # Suggestions for the text filters: the values on this page (the table is too big to
         # list them all).
         "targets": sorted({run.target for run in rows}),
