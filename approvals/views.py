@@ -349,6 +349,17 @@ def approval_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _render_approval(request, _get_approval(pk))
 
 
+@login_required
+@require_safe
+def approval_box(request: HttpRequest, pk: int) -> HttpResponse:
+    """The box a function call's step shows on its run's page (``approvals/_approval_box.html``:
+    status, who decided and when, the policy or reason, the result sent, a link to this call's
+    page), alone: the box polls it while the call is open (``Approval.is_open``) and its run
+    active. Anyone signed in may read it; 404 for no such approval."""
+    approval = get_object_or_404(Approval.objects.select_related("run", "decided_by"), pk=pk)
+    return render(request, "approvals/_approval_box.html", {"approval": approval})
+
+
 def _decided(request: HttpRequest, approval: Approval, won: bool, success: str) -> HttpResponse:
     """After a decision: redirect with ``success`` when it counted; when it lost (a double
     click, another reviewer first), 409 and the call's page as it now stands."""

@@ -27,10 +27,6 @@ from runs.models import Artifact, Cursor, Interaction, Run, Step, search_is_sele
 
 PAGE_SIZE = 50
 
-# Approvals live in the approvals app, which imports runs (never the other way round): they are
-# reached here through the reverse relation ``approvals`` and the status string it stores.
-PENDING = "pending"
-
 
 def _query(form: RunFilterForm) -> dict[str, str]:
     """The valid, non-empty filters and sort of ``form`` as query-string values."""
@@ -216,16 +212,19 @@ def _cards(run: Run, slots: list[Slot]) -> list[Interaction]:
 
 def _attach_approvals(run: Run, steps: list[Step]) -> None:
     """Give every function call among ``steps`` its ``approval`` (or ``None``). One query, for
-    these calls only."""
+    these calls only, none without calls.
+
+    The one place ``runs`` reads approvals. The layers import one way (dashboard → approvals →
+    runs): ``runs`` never imports ``approvals``, and need not. ``run.approvals`` is the reverse
+    relation the approvals app's ``Approval.run`` adds to ``Run`` when it loads; what is read
+    through it is that app's public API only, ``ApprovalQuerySet.by_step`` (here) and
+    ``Approval.is_pending`` (``_group_key``), so its schema may change without ``runs``
+    changing. The approval is shown by approvals' own template, ``approvals/_approval_box.html``,
+    which ``runs/steps/function_call.html`` includes for a step that has one."""
     calls = [step for step in steps if step.type == "function_call"]
+    found = run.approvals.by_step(calls)
     for step in calls:
-        step.approval = None
-    if not calls:
-        return
-    approvals = run.approvals.filter(call_id__in={step.call_id for step in calls}).select_related("run", "decided_by")
-    found = {(approval.interaction_id, approval.call_id): approval for approval in approvals}
-    for step in calls:
-        step.approval = found.get((step.interaction_id, step.call_id))
+        step.approval = found.get(step.pk)
 
 
 def _group_key(step: Step, call_names: dict[str, str]) -> tuple[str, str] | None:
@@ -234,7 +233,7 @@ def _group_key(step: Step, call_names: dict[str, str]) -> tuple[str, str] | None
     if step.type in NEVER_GROUPED:
         return None
     approval = getattr(step, "approval", None)
-    if approval is not None and approval.status == PENDING:
+    if approval is not None and approval.is_pending:
         return None  # a call waiting for a person stays in sight
     for suffix in ("_call", "_result"):
         if step.type.endswith(suffix):
@@ -417,8 +416,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run is active), ``timeline-more`` / ``timeline-tail`` (the next chunk of rows, appended;
     ``?from=N&i=K`` with K the next interaction card to show; the tail polls for new steps while
     the run is active), ``interaction-<pk>`` (a card that polls while its interaction is in
-    flight), ``approval-<pk>`` (a function call's approval, polled while it is unsettled), or
-    else ``run-detail``.
+    flight), or else ``run-detail``. A function call's approval box is approvals' own, and polls
+    approvals:box.
     """
     run = get_object_or_404(Run.objects.select_related("created_by", "cancelled_by"), pk=pk)
     target = (request.htmx.target or "") if request.htmx else ""
@@ -429,11 +428,6 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "may": SimpleLazyObject(lambda: roles.allowed(request.user, run)),
         "unknown_risk": execution.UNKNOWN_RISK,
     }
-    if target.startswith("approval-"):
-        approval = get_object_or_404(
-            run.approvals.select_related("run", "decided_by"), pk=_number(target.removeprefix("approval-"))
-        )
-        return render(request, "runs/steps/function_call.html#approval-box", {"approval": approval})
     count, total, usage = run.interaction_count, run.step_count, _kept_usage(run)
     if target == "run-header":
         return render(request, template + "#run-header", {**context, **_header(run, count, total, usage)})
