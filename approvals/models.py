@@ -100,7 +100,7 @@ class ApprovalQuerySet(models.QuerySet):
         """The approval of each of ``calls`` (saved ``function_call`` steps) that has one, keyed
         by the step's pk, with ``run`` and ``decided_by`` loaded (what
         ``approvals/_approval_box.html`` shows). One query, none for no calls. Read through a
-        run's ``approvals`` (what the run page does: ``runs.views``), that run's only."""
+        run's ``approvals`` (what the run page does: ``runs.timeline``), that run's only."""
         calls = list(calls)
         if not calls:
             return {}
