@@ -26,7 +26,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from approvals import tools
 from approvals.forms import ApproveForm, BulkDecisionForm, EditForm, QueueFilterForm, RejectForm
 from approvals.models import Approval, Decision, DecisionRefused, is_reviewer
-from runs import roles
+from runs import gemini, roles
 from runs.models import Interaction, Step
 
 # The queue lists this many calls of a tab; the tab counts are exact whatever their size.
@@ -267,17 +267,6 @@ def _context_steps(approval: Approval) -> list[Step]:
     return list(reversed(steps[:CONTEXT_STEPS]))
 
 
-def _texts(blocks: Any) -> list[str]:
-    if isinstance(blocks, str):
-        return [blocks]
-    if not isinstance(blocks, list):
-        return []
-    return [
-        b["text"] for b in blocks
-        if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
-    ]
-
-
 def _stated_reason(approval: Approval) -> list[dict[str, str]]:
     """What the model said before asking, in the interaction that holds the call: the text of
     its thought summaries and ``model_output`` steps before the call's index, in order. Each is
@@ -289,9 +278,9 @@ def _stated_reason(approval: Approval) -> list[dict[str, str]]:
     for step in steps:
         data = step.data if isinstance(step.data, dict) else {}
         if step.type == "thought":
-            kind, texts = "Thought summary", _texts(data.get("summary"))
+            kind, texts = "Thought summary", gemini.texts(data.get("summary"))
         else:
-            kind, texts = "Model said", _texts(data.get("content"))
+            kind, texts = "Model said", gemini.texts(data.get("content"))
         text = "\n\n".join(t.strip() for t in texts if t.strip())
         if text:
             said.append({"kind": kind, "text": text})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from functools import reduce
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -577,6 +578,19 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.index}"
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any], *, interaction: Interaction | None = None, index: int = 0) -> Step:
+        """An unsaved step for ``data``, one entry of ``Interaction.steps`` (or of a request's
+        ``input``) as the API sends it: its ``type``, its ``call_id`` (a call's own ``id``, a
+        result's ``call_id``: gemini-interactions.md §5) and ``name``, each cut to its column's
+        length, and ``data`` itself, whatever its type."""
+        step_type = str(data.get("type") or "")
+        call_id = data.get("id") if step_type.endswith("_call") else data.get("call_id")
+        return cls(
+            interaction=interaction, index=index, type=step_type[:64],
+            call_id=str(call_id or "")[:200], name=str(data.get("name") or "")[:200], data=data,
+        )
 
     @property
     def is_known(self) -> bool:
