@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from approvals import metrics
 from approvals.policies import REVIEWERS_GROUP
 from audit import roles
 from runs import execution
-from runs.models import Interaction, Run
+from runs.models import Interaction, Run, Step
 
 AUDITORS_GROUP = "auditors"
 
@@ -95,6 +96,22 @@ class ApprovalQuerySet(models.QuerySet):
     def decidable_by(self, user):
         """Pending approvals ``user`` may decide: their approver group is one of the user's."""
         return self.pending().filter(approver_group__in=user.groups.values("name"))
+
+    def by_step(self, calls: Iterable[Step]) -> dict[int, Approval]:
+        """The approval of each of ``calls`` (saved ``function_call`` steps) that has one, keyed
+        by the step's pk, with ``run`` and ``decided_by`` loaded (what
+        ``approvals/_approval_box.html`` shows). One query, none for no calls. Read through a
+        run's ``approvals`` (what the run page does: ``runs.timeline``), that run's only."""
+        calls = list(calls)
+        if not calls:
+            return {}
+        approvals = self.filter(call_id__in={step.call_id for step in calls}).select_related(
+            "run", "decided_by"
+        )
+        found = {(approval.interaction_id, approval.call_id): approval for approval in approvals}
+        return {
+            step.pk: found[key] for step in calls if (key := (step.interaction_id, step.call_id)) in found
+        }
 
 
 class Approval(models.Model):
@@ -211,6 +228,13 @@ class Approval(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status == self.Status.PENDING
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the call still waits for something: a decision (pending), or its result once
+        approved (``settled_at`` unset). Its box on the run page polls while it is open and the
+        run is active."""
+        return self.is_pending or self.status == self.Status.APPROVED and self.settled_at is None
 
     @property
     def current_arguments(self) -> dict[str, Any]:

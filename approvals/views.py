@@ -27,6 +27,7 @@ from approvals import tools
 from approvals.forms import ApproveForm, BulkDecisionForm, EditForm, QueueFilterForm, RejectForm
 from approvals.models import Approval, Decision, DecisionRefused, is_reviewer
 from audit import roles
+from runs import gemini
 from runs.models import Interaction, Step
 
 # The queue lists this many calls of a tab; the tab counts are exact whatever their size.
@@ -267,17 +268,6 @@ def _context_steps(approval: Approval) -> list[Step]:
     return list(reversed(steps[:CONTEXT_STEPS]))
 
 
-def _texts(blocks: Any) -> list[str]:
-    if isinstance(blocks, str):
-        return [blocks]
-    if not isinstance(blocks, list):
-        return []
-    return [
-        b["text"] for b in blocks
-        if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
-    ]
-
-
 def _stated_reason(approval: Approval) -> list[dict[str, str]]:
     """What the model said before asking, in the interaction that holds the call: the text of
     its thought summaries and ``model_output`` steps before the call's index, in order. Each is
@@ -289,9 +279,9 @@ def _stated_reason(approval: Approval) -> list[dict[str, str]]:
     for step in steps:
         data = step.data if isinstance(step.data, dict) else {}
         if step.type == "thought":
-            kind, texts = "Thought summary", _texts(data.get("summary"))
+            kind, texts = "Thought summary", gemini.texts(data.get("summary"))
         else:
-            kind, texts = "Model said", _texts(data.get("content"))
+            kind, texts = "Model said", gemini.texts(data.get("content"))
         text = "\n\n".join(t.strip() for t in texts if t.strip())
         if text:
             said.append({"kind": kind, "text": text})
@@ -347,6 +337,17 @@ def approval_detail(request: HttpRequest, pk: int) -> HttpResponse:
     approved so far, deadline and claim) and the forms to decide it, as the tool's decisions
     allow, for those who may. An htmx request gets only the ``approval-decision`` partial."""
     return _render_approval(request, _get_approval(pk))
+
+
+@login_required
+@require_safe
+def approval_box(request: HttpRequest, pk: int) -> HttpResponse:
+    """The box a function call's step shows on its run's page (``approvals/_approval_box.html``:
+    status, who decided and when, the policy or reason, the result sent, a link to this call's
+    page), alone: the box polls it while the call is open (``Approval.is_open``) and its run
+    active. Anyone signed in may read it; 404 for no such approval."""
+    approval = get_object_or_404(Approval.objects.select_related("run", "decided_by"), pk=pk)
+    return render(request, "approvals/_approval_box.html", {"approval": approval})
 
 
 def _decided(request: HttpRequest, approval: Approval, won: bool, success: str) -> HttpResponse:

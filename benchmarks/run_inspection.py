@@ -357,8 +357,8 @@ def combinations(runs, users) -> list[tuple[str, str]]:
 
     from django.http import QueryDict
 
-    from runs import views
     from runs.forms import RunFilterForm
+    from runs.models import SORT_KEYS, Cursor, Run
 
     found = []
     for label, query in filters(runs, users):
@@ -366,14 +366,16 @@ def combinations(runs, users) -> list[tuple[str, str]]:
             params = {**query, **({"sort": sort} if sort != "started" else {})}
             form = RunFilterForm(QueryDict(urlencode(params)))
             assert form.is_valid(), (params, form.errors)
-            key = views.SORT_KEYS[sort]
-            listed = views._filtered_runs(form).order_by(f"-{key}", "-pk").only(key)
+            key = SORT_KEYS[sort]
+            # The runs the list pages through (RunQuerySet.page lists those with a sort key).
+            listed = Run.objects.filtered(**form.filters()).filter(**{f"{key}__isnull": False})
+            listed = listed.order_by(f"-{key}", "-pk").only(key)
             # Setup only: OFFSET finds the run halfway down (the page itself is a keyset seek).
             # An empty list gets the cursor halfway down the whole table in that order.
             middle = listed[listed.count() // 2: listed.count() // 2 + 1].first()
             if middle is None:
                 middle = runs.order_by(f"-{key}", "-pk").only(key)[runs.count() // 2]
-            cursor = views._cursor_of(middle, sort)
+            cursor = str(Cursor.of(middle, sort))
             name = f"{label}, sort={sort}"
             url = "/runs/?" + urlencode(params)
             found.append((f"{name}, first page", url))

@@ -118,21 +118,7 @@ def input_preview(value: Any, limit: int | None = 300) -> str:
     if isinstance(value, str):
         text = value
     else:
-        texts: list[str] = []
-
-        def walk(node: Any) -> None:
-            if isinstance(node, dict):
-                if node.get("type") == "text" and isinstance(node.get("text"), str):
-                    texts.append(node["text"])
-                for child in node.values():
-                    if isinstance(child, (list, dict)):
-                        walk(child)
-            elif isinstance(node, list):
-                for child in node:
-                    walk(child)
-
-        walk(value)
-        text = " ".join(texts) or json.dumps(value)[:limit]
+        text = " ".join(gemini.texts(value)) or json.dumps(value)[:limit]
     text = " ".join(text.split())
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
@@ -678,16 +664,6 @@ def poll(interaction_pk: int) -> None:
 # --- Recording -------------------------------------------------------------------------------
 
 
-def step_row(interaction: Interaction, index: int, data: dict[str, Any]) -> Step:
-    """An unsaved ``Step`` for one entry of ``Interaction.steps`` (a dict as the API sent it)."""
-    step_type = str(data.get("type") or "")
-    call_id = data.get("id") if step_type.endswith("_call") else data.get("call_id")
-    return Step(
-        interaction=interaction, index=index, type=step_type[:64],
-        call_id=str(call_id or "")[:200], name=str(data.get("name") or "")[:200], data=data,
-    )
-
-
 CONTENT_TYPES = frozenset({"text", "image", "audio", "video", "document"})
 
 
@@ -766,7 +742,9 @@ def _record(interaction: Interaction, response: gemini.Response) -> None:
     interaction.save(update_fields=RECORDED_FIELDS)
 
     if added:
-        Step.objects.bulk_create(step_row(interaction, i, data) for i, data in enumerate(steps) if i >= known)
+        Step.objects.bulk_create(
+            Step.from_api(data, interaction=interaction, index=i) for i, data in enumerate(steps) if i >= known
+        )
     artifacts = []
     if settings.CAPTURE_RAW_PAYLOADS:
         artifacts.append(_artifact(interaction, Artifact.Kind.RAW_RESPONSE, response.body))

@@ -1,4 +1,5 @@
 from datetime import date
+from typing import Any
 
 from django import forms
 
@@ -45,6 +46,17 @@ class RunFilterForm(forms.Form):
     by = forms.CharField(label="Started by", required=False, max_length=150)
     pending = forms.BooleanField(label="Has pending approvals", required=False)
     sort = forms.ChoiceField(label="Sort", required=False, choices=list(SORTS.items()))
+
+    def filters(self) -> dict[str, Any]:
+        """The filters that cleaned, as the keyword arguments of ``RunQuerySet.filtered`` (every
+        one of them: an empty value for a filter left out)."""
+        data = self.cleaned_data
+        return {
+            "status": data.get("status") or "", "model": data.get("model") or "",
+            "agent": data.get("agent") or "", "tool": data.get("tool") or "", "by": data.get("by") or "",
+            "pending": bool(data.get("pending")), "since": data.get("from"), "until": data.get("to"),
+            "text": data.get("q") or "",
+        }
 
     def clean_to(self):
         end = self.cleaned_data.get("to")

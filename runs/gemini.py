@@ -94,6 +94,36 @@ class Response:
         return str(self.payload.get("continuation_token") or "")
 
 
+def _is_text_block(node: Any) -> bool:
+    return isinstance(node, dict) and node.get("type") == "text"
+
+
+def texts(value: Any) -> list[str]:
+    """The text of every text block (``{"type": "text", "text": "..."}``) in ``value``, at any
+    depth, in document order: a content list, a step (a thought's ``summary``, the ``content`` of
+    a ``model_output`` or ``user_input``, a ``function_result``'s ``result``), a request's
+    ``input``, a list of steps. A string is its own text; a block whose ``text`` is not a string
+    has none. ``[]`` when there is none."""
+    if isinstance(value, str):
+        return [value]
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if _is_text_block(node) and isinstance(node.get("text"), str):
+                found.append(node["text"])
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            return
+        for child in children:
+            walk(child)
+
+    walk(value)
+    return found
+
+
 def output_text(steps: list[dict[str, Any]]) -> str:
     """The text of the trailing ``model_output`` steps, computed as google-genai 3.3.0 computes
     ``Interaction.output_text`` (``_gaos/types/interactions/interaction.py``): walk the steps
@@ -115,7 +145,7 @@ def output_text(steps: list[dict[str, Any]]) -> str:
         if not isinstance(content, list):
             continue
         for item in reversed(content):
-            if isinstance(item, dict) and item.get("type") == "text":
+            if _is_text_block(item):
                 collecting = True
                 parts.append(item["text"] if isinstance(item.get("text"), str) else "")
             elif collecting:

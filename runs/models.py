@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import operator
 import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 from functools import reduce
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection, models
-from django.db.models import ExpressionWrapper, F, Func, Q
+from django.db.models import ExpressionWrapper, F, Field, Func, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThan, LessThan
 from django.urls import reverse
 from django.utils import timezone
 
@@ -87,7 +94,178 @@ def search_is_selective(text: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
+# --- The run list: filters and keyset pages ------------------------------------------------------
+
+# The run list's sort orders: the column each sorts on, descending, with the run id breaking ties
+# (every order has an index on (column DESC, id DESC): see Run.Meta.indexes).
+SORT_KEYS = {"started": "created_at", "duration": "duration_ms", "tokens": "total_tokens"}
+# The columns the list shows (the others can be large: input JSON, output text, tools).
+LIST_FIELDS = (
+    "pk", "status", "model", "agent", "input_preview", "tool_names", "error", "total_tokens",
+    "duration_ms", "created_at", "finished_at", "pending_approvals",
+)
+# A cursor is "<sort key>.<run id>": the key as an integer, the start time in µs since the epoch
+# (exact: PostgreSQL stores µs). At most 18 digits each, so both fit a bigint.
+CURSOR = re.compile(r"^(-?\d{1,18})\.(\d{1,18})$")
+EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+
+
+class Row(Func):
+    """A row value, ``(a, b)``. ``(key, id) < (k, i)`` is a single index condition on an index
+    over ``(key, id)``, so a page starts right at its cursor; the equivalent ``key < k OR (key = k
+    AND id < i)`` makes PostgreSQL read every run sharing the key ``k`` first."""
+
+    function = ""
+    output_field = Field()
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the run list under one sort order: the sort key of a run (a datetime for
+    ``started``, an int of ms or tokens otherwise) and its id. Written ``"<key>.<id>"`` in the
+    query string, the start time as µs since the epoch, so it is read back with no query."""
+
+    key: datetime | int
+    pk: int
+
+    @classmethod
+    def parse(cls, value: str, sort: str) -> Cursor | None:
+        """The cursor ``value`` (``"<key>.<id>"``) names under ``sort`` (a key of ``SORT_KEYS``);
+        ``None`` when it is malformed or out of range."""
+        match = CURSOR.match(value)
+        if match is None:
+            return None
+        key, pk = int(match[1]), int(match[2])
+        if sort == "started":
+            try:
+                return cls(EPOCH + timedelta(microseconds=key), pk)
+            except OverflowError:
+                return None
+        return cls(key, pk)
+
+    @classmethod
+    def of(cls, run: Run, sort: str) -> Cursor:
+        """The position of ``run`` under ``sort``; ``run`` has that sort's key loaded."""
+        return cls(getattr(run, SORT_KEYS[sort]), run.pk)
+
+    def __str__(self) -> str:
+        key = self.key
+        if isinstance(key, datetime):
+            key = (key - EPOCH) // timedelta(microseconds=1)
+        return f"{key}.{self.pk}"
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of the run list (``RunQuerySet.page``): ``runs`` in list order (at most the page
+    size, with ``LIST_FIELDS`` loaded), whether runs come before it (``has_previous``) and after
+    it (``has_next``) in the order ``sort``."""
+
+    runs: list[Run]
+    sort: str
+    has_previous: bool
+    has_next: bool
+
+    @property
+    def previous_cursor(self) -> Cursor | None:
+        """Where the page before this one ends (its ``before=`` cursor), ``None`` if none."""
+        return Cursor.of(self.runs[0], self.sort) if self.has_previous and self.runs else None
+
+    @property
+    def next_cursor(self) -> Cursor | None:
+        """Where the page after this one starts (its ``after=`` cursor), ``None`` if none."""
+        return Cursor.of(self.runs[-1], self.sort) if self.has_next and self.runs else None
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
 class RunQuerySet(models.QuerySet):
+    def filtered(
+        self, *, status: str = "", model: str = "", agent: str = "", tool: str = "", by: str = "",
+        pending: bool = False, since: date | None = None, until: date | None = None, text: str = "",
+    ) -> RunQuerySet:
+        """The runs of the list's filters (``RunFilterForm.filters``); an empty value leaves its
+        filter out. ``status``, ``model``, ``agent``: equal to it; ``tool``: declared that tool
+        (``using_tool``); ``by``: started by the user of that username; ``pending``: has pending
+        approvals; ``since``/``until``: started on or after / on or before that day (local
+        time, both ends included); ``text``: matches the search ``text`` (``search``). No query
+        until read."""
+        runs = self
+        for name, value in (("status", status), ("model", model), ("agent", agent)):
+            if value:
+                runs = runs.filter(**{name: value})
+        if tool:
+            runs = runs.using_tool(tool)
+        if by:
+            # The user's id as a value (an init plan) rather than a join, so the runs are read from
+            # the creator's index in the sort order, not joined to the user and sorted.
+            users = get_user_model().objects.filter(username=by)
+            runs = runs.filter(created_by=Subquery(users.values("pk")))
+        if pending:
+            runs = runs.filter(pending_approvals__gt=0)
+        if since:
+            runs = runs.filter(created_at__gte=_start_of(since))
+        if until:
+            runs = runs.filter(created_at__lt=_start_of(until + timedelta(days=1)))
+        if text:
+            runs = runs.search(text)
+        return runs
+
+    def page(
+        self, *, sort: str = "started", after: Cursor | None = None, before: Cursor | None = None,
+        size: int = 50, few: bool = False, dated: bool = False,
+    ) -> RunPage:
+        """The ``size`` runs that follow the position ``after`` in the list's order under ``sort``
+        (a key of ``SORT_KEYS``: newest, longest or most tokens first, the id breaking ties), or
+        precede ``before``, or open the list; and whether runs come before and after the page.
+        Sorted by duration, only finished runs are listed (the others have none). One query;
+        ``KeyError`` for a ``sort`` not in ``SORT_KEYS``.
+
+        Two hints pick the query's shape; each returns the same runs, in the same order:
+
+        ``few`` when the runs are known to be few (a selective search, ``search_is_selective``):
+        the order and the cursor are then written so that no index can serve them
+        (``COALESCE(key, key)``, the same values), and PostgreSQL reads the few runs from the
+        filter's index and sorts them, instead of walking a sort order's index for them.
+
+        ``dated`` when the runs are filtered by a date range: for the duration and tokens orders
+        the page's ids are chosen in a subquery that needs no other column than ``created_at``,
+        the sort key and the id, so PostgreSQL may read a narrow range from ``run_created_idx``
+        alone (an index-only scan, no row fetched) and sort it; the rows are read for the page's
+        ids only. At 10,000,000 runs a day's 27,000 runs, read row by row and sorted, took 50 ms.
+        A wide range still walks the sort order's index: the planner knows the range's size from
+        its histogram."""
+        runs = self
+        if sort == "duration":
+            runs = runs.filter(duration_ms__isnull=False)
+        key = SORT_KEYS[sort]
+        if few:
+            runs = runs.alias(page_key=Coalesce(F(key), F(key)), page_pk=Coalesce(F("pk"), F("pk")))
+            key, pk = "page_key", "page_pk"
+        else:
+            pk = "pk"
+        position = Row(F(key), F(pk))
+        if before is not None:
+            # The previous page: walk back up from the cursor, then show those runs in list order.
+            order = (key, pk)
+            runs = runs.filter(GreaterThan(position, Row(Value(before.key), Value(before.pk))))
+        else:
+            order = (f"-{key}", f"-{pk}")
+            if after is not None:
+                runs = runs.filter(LessThan(position, Row(Value(after.key), Value(after.pk))))
+        runs = runs.order_by(*order)
+        if dated and not few and sort != "started":
+            runs = self.model.objects.filter(pk__in=runs.values("pk")[: size + 1]).order_by(*order)
+        rows = list(runs.only(*LIST_FIELDS)[: size + 1])
+        more = len(rows) > size
+        rows = rows[:size]
+        if before is not None:
+            rows.reverse()
+            return RunPage(rows, sort, has_previous=more, has_next=True)
+        return RunPage(rows, sort, has_previous=after is not None, has_next=more)
+
     def search(self, text: str) -> "RunQuerySet":
         """Runs whose inputs or output text match ``text``: words ANDed, "quoted phrases",
         ``-word`` to exclude, ``or`` between alternatives. PostgreSQL full-text search
@@ -103,6 +281,8 @@ class RunQuerySet(models.QuerySet):
         return self.none() if condition is None else self.filter(condition)
 
     def using_tool(self, name: str) -> "RunQuerySet":
+        """Runs that declared the tool ``name`` (a whole name: ``Run.tool_names`` is
+        ``,name,name,``)."""
         return self.filter(tool_names__contains=f",{name},")
 
 
@@ -398,6 +578,19 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.index}"
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any], *, interaction: Interaction | None = None, index: int = 0) -> Step:
+        """An unsaved step for ``data``, one entry of ``Interaction.steps`` (or of a request's
+        ``input``) as the API sends it: its ``type``, its ``call_id`` (a call's own ``id``, a
+        result's ``call_id``: gemini-interactions.md §5) and ``name``, each cut to its column's
+        length, and ``data`` itself, whatever its type."""
+        step_type = str(data.get("type") or "")
+        call_id = data.get("id") if step_type.endswith("_call") else data.get("call_id")
+        return cls(
+            interaction=interaction, index=index, type=step_type[:64],
+            call_id=str(call_id or "")[:200], name=str(data.get("name") or "")[:200], data=data,
+        )
 
     @property
     def is_known(self) -> bool:

@@ -1,24 +1,17 @@
 """Pages for runs: the list, one run's timeline, artifact downloads, and the run actions
-(cancel, continue, run again, track an interaction)."""
+(cancel, continue, run again, track an interaction). The queries are the models' (``Run.objects``
+``.filtered(...).page(...)``) and the run page's assembly is ``runs.timeline``'s."""
 
 from __future__ import annotations
 
-import operator
-import re
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from datetime import timezone as dt_timezone
-from functools import reduce
+from collections.abc import Callable
+from datetime import date
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import DurationField, ExpressionWrapper, F, Field, Func, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import GreaterThan, LessThan
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST, require_safe
@@ -26,148 +19,11 @@ from django.views.decorators.vary import vary_on_headers
 from google.genai import _interactions as api_errors
 
 from audit import roles
-from runs import costs, execution, gemini
+from runs import execution, gemini, timeline
 from runs.forms import ContinueForm, RunFilterForm, TrackForm
-from runs.models import Artifact, Interaction, Run, Step, search_is_selective
+from runs.models import Artifact, Cursor, Interaction, Run, search_is_selective
 
 PAGE_SIZE = 50
-
-# Approvals live in the approvals app, which imports runs (never the other way round): they are
-# reached here through the reverse relation ``approvals`` and the status string it stores.
-PENDING = "pending"
-
-
-# The run list's sort orders: the column each sorts on, descending, with the run id breaking ties
-# (every order has an index on (column DESC, id DESC): see Run.Meta.indexes).
-SORT_KEYS = {"started": "created_at", "duration": "duration_ms", "tokens": "total_tokens"}
-# The columns the list shows (the others can be large: input JSON, output text, tools).
-LIST_FIELDS = (
-    "pk", "status", "model", "agent", "input_preview", "tool_names", "error", "total_tokens",
-    "duration_ms", "created_at", "finished_at", "pending_approvals",
-)
-# A cursor is "<sort key>.<run id>": the key as an integer, the start time in µs since the epoch
-# (exact: PostgreSQL stores µs). At most 18 digits each, so both fit a bigint.
-CURSOR = re.compile(r"^(-?\d{1,18})\.(\d{1,18})$")
-EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
-# Where a cursor points: (sort key, run id).
-Position = tuple[datetime | int, int]
-
-
-class Row(Func):
-    """A row value, ``(a, b)``. ``(key, id) < (k, i)`` is a single index condition on an index
-    over ``(key, id)``, so a page starts right at its cursor; the equivalent ``key < k OR (key = k
-    AND id < i)`` makes PostgreSQL read every run sharing the key ``k`` first."""
-
-    function = ""
-    output_field = Field()
-
-
-def _approval_model():
-    # runs never imports approvals (approvals imports runs): the model is reached through the
-    # reverse relation ``Run.approvals``, which exists once the apps are loaded.
-    return Run._meta.get_field("approvals").related_model
-
-
-def _start_of(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
-def _filtered_runs(form: RunFilterForm) -> QuerySet[Run]:
-    """Runs matching the filters of ``form`` (bound and validated) that cleaned; the invalid
-    ones are left out, and the page shows their errors."""
-    data = form.cleaned_data
-    runs = Run.objects.all()
-    for name in ("status", "model", "agent"):
-        if data.get(name):
-            runs = runs.filter(**{name: data[name]})
-    if data.get("tool"):
-        runs = runs.using_tool(data["tool"])
-    if data.get("by"):
-        # The user's id as a value (an init plan) rather than a join, so the runs are read from
-        # the creator's index in the sort order, not joined to the user and sorted.
-        users = Run._meta.get_field("created_by").related_model.objects.filter(username=data["by"])
-        runs = runs.filter(created_by=Subquery(users.values("pk")))
-    if data.get("pending"):
-        runs = runs.filter(pending_approvals__gt=0)
-    if data.get("from"):
-        runs = runs.filter(created_at__gte=_start_of(data["from"]))
-    if data.get("to"):
-        runs = runs.filter(created_at__lt=_start_of(data["to"] + timedelta(days=1)))
-    if data.get("q"):
-        runs = runs.search(data["q"])
-    if data.get("sort") == "duration":
-        # Only finished runs have a duration to sort on.
-        runs = runs.filter(duration_ms__isnull=False)
-    return runs
-
-
-def _cursor(value: str, sort: str) -> Position | None:
-    """The position a cursor ``"<key>.<id>"`` names under ``sort``: its sort key (a datetime for
-    ``started``, an int otherwise) and run id; ``None`` when it is malformed. Read from the
-    string alone, with no query."""
-    match = CURSOR.match(value)
-    if match is None:
-        return None
-    key, pk = int(match[1]), int(match[2])
-    if sort == "started":
-        try:
-            return EPOCH + timedelta(microseconds=key), pk
-        except OverflowError:
-            return None
-    return key, pk
-
-
-def _cursor_of(run: Run, sort: str) -> str:
-    key = getattr(run, SORT_KEYS[sort])
-    if sort == "started":
-        key = (key - EPOCH) // timedelta(microseconds=1)
-    return f"{key}.{run.pk}"
-
-
-def _page(
-    runs: QuerySet[Run], sort: str, after: Position | None, before: Position | None, *, few: bool = False,
-    dated: bool = False,
-) -> tuple[list[Run], bool, bool]:
-    """The ``PAGE_SIZE`` runs that follow the cursor position ``after`` in the list's order (or
-    precede ``before``, or open the list); and whether runs come before and after the page.
-    One query.
-
-    ``few`` when ``runs`` are known to be few (a selective search, ``search_is_selective``): the
-    order and the cursor are then written so that no index can serve them (``COALESCE(key,
-    key)``, the same values), and PostgreSQL reads the few runs from the filter's index and sorts
-    them, instead of walking a sort order's index for them.
-
-    ``dated`` when ``runs`` are filtered by a date range: for the duration and tokens orders the
-    page's ids are chosen in a subquery that needs no other column than ``created_at``, the sort
-    key and the id, so PostgreSQL may read a narrow range from ``run_created_idx`` alone
-    (an index-only scan, no row fetched) and sort it; the rows are read for the page's ids only.
-    At 10,000,000 runs a day's 27,000 runs, read row by row and sorted, took 50 ms. A wide range
-    still walks the sort order's index: the planner knows the range's size from its histogram."""
-    key = SORT_KEYS[sort]
-    if few:
-        runs = runs.alias(page_key=Coalesce(F(key), F(key)), page_pk=Coalesce(F("pk"), F("pk")))
-        key, pk = "page_key", "page_pk"
-    else:
-        pk = "pk"
-    position = Row(F(key), F(pk))
-    if before is not None:
-        # The previous page: walk back up from the cursor, then show those runs in list order.
-        order = (key, pk)
-        runs = runs.filter(GreaterThan(position, Row(Value(before[0]), Value(before[1]))))
-    else:
-        order = (f"-{key}", f"-{pk}")
-        if after is not None:
-            runs = runs.filter(LessThan(position, Row(Value(after[0]), Value(after[1]))))
-    runs = runs.order_by(*order)
-    if dated and not few and sort != "started":
-        runs = Run.objects.filter(pk__in=runs.values("pk")[: PAGE_SIZE + 1]).order_by(*order)
-    rows = list(runs.only(*LIST_FIELDS)[: PAGE_SIZE + 1])
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    if before is not None:
-        rows.reverse()
-        return rows, more, True
-    return rows, after is not None, more
 
 
 def _query(form: RunFilterForm) -> dict[str, str]:
@@ -180,16 +36,23 @@ def _query(form: RunFilterForm) -> dict[str, str]:
     return query
 
 
+def _page_url(query: dict[str, str], direction: str, cursor: Cursor | None) -> str:
+    """The query string of the page ``direction`` (``after`` or ``before``) ``cursor``, with the
+    list's filters ``query``; ``""`` without a cursor (there is no such page)."""
+    return f"?{urlencode({**query, direction: str(cursor)})}" if cursor is not None else ""
+
+
 @login_required
 @require_safe
 @vary_on_headers("HX-Request")
 def run_list(request: HttpRequest) -> HttpResponse:
     """Runs, 50 a page, filtered and sorted by the query string (``RunFilterForm``): newest first
-    by default, or ``?sort=duration`` / ``?sort=tokens``. Keyset pagination on ``(sort key, id)``:
-    ``?after=<cursor>`` is the page that follows that run in the list's order, ``?before=<cursor>``
-    the one that precedes it. An invalid filter is reported on the page (400) and left out. An htmx
-    request gets only the ``run-table`` partial, which polls itself while a run on it is active.
-    A fixed number of queries, whatever the page size and the table."""
+    by default, or ``?sort=duration`` / ``?sort=tokens``. Keyset pagination on ``(sort key, id)``
+    (``RunQuerySet.page``): ``?after=<cursor>`` is the page that follows that run in the list's
+    order, ``?before=<cursor>`` the one that precedes it. An invalid filter is reported on the
+    page (400) and left out. An htmx request gets only the ``run-table`` partial, which polls
+    itself while a run on it is active. A fixed number of queries, whatever the page size and
+    the table."""
     form = RunFilterForm(request.GET)
     form.is_valid()
     sort = form.cleaned_data.get("sort") or "started"
@@ -199,16 +62,20 @@ def run_list(request: HttpRequest) -> HttpResponse:
     ]
     after = before = None
     if request.GET.get("after"):
-        after = _cursor(request.GET["after"], sort)
+        after = Cursor.parse(request.GET["after"], sort)
     elif request.GET.get("before"):
-        before = _cursor(request.GET["before"], sort)
+        before = Cursor.parse(request.GET["before"], sort)
     if (request.GET.get("after") or request.GET.get("before")) and after is None and before is None:
         errors.append("That page link is not valid: showing the first page.")
 
-    text = form.cleaned_data.get("q") or ""
-    rows, has_previous, has_next = _page(_filtered_runs(form), sort, after, before,
-                                         few=bool(text) and search_is_selective(text),
-                                         dated=bool(form.cleaned_data.get("from") or form.cleaned_data.get("to")))
+    filters = form.filters()
+    page = Run.objects.filtered(**filters).page(
+        sort=sort, after=after, before=before, size=PAGE_SIZE,
+        # The query's shape (RunQuerySet.page): a selective search, a date range.
+        few=bool(filters["text"]) and search_is_selective(filters["text"]),
+        dated=bool(filters["since"] or filters["until"]),
+    )
+    rows = page.runs
     query = _query(form)
     context = {
         "form": form,
@@ -219,8 +86,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "paged": after is not None or before is not None,
         "query": urlencode(query),
         "polling": any(run.is_active for run in rows),
-        "previous_url": "?" + urlencode({**query, "before": _cursor_of(rows[0], sort)}) if has_previous and rows else "",
-        "next_url": "?" + urlencode({**query, "after": _cursor_of(rows[-1], sort)}) if has_next and rows else "",
+        "previous_url": _page_url(query, "before", page.previous_cursor),
+        "next_url": _page_url(query, "after", page.next_cursor),
         # Suggestions for the text filters: the values on this page (the table is too big to
         # list them all).
         "targets": sorted({run.target for run in rows}),
@@ -234,301 +101,57 @@ def run_list(request: HttpRequest) -> HttpResponse:
 
 # --- Run detail ----------------------------------------------------------------------------------
 
-# Steps rendered per chunk of a run's timeline: the first chunk comes with the page, the next ones
-# on demand (htmx when the end of the timeline scrolls into view, or plain ``?from=`` links), so
-# the page and its DOM stay small however long the run is.
-STEPS_PER_CHUNK = 100
-# Interaction cards per chunk at most: a run of many short interactions fills a chunk with cards
-# before it reaches STEPS_PER_CHUNK steps.
-CARDS_PER_CHUNK = 20
-# From this many on, consecutive similar steps (one type, or the calls and results of one tool)
-# fold into one <details>.
-GROUP_MIN = 6
-# What the model said and what it was told are never folded away.
-NEVER_GROUPED = frozenset({"model_output", "user_input"})
-# Rows of the timing chart; a run with more interactions shows its slowest ones.
-TIMING_ROWS = 40
-USAGE_FIELDS = execution.USAGE_FIELDS
-# Interactions that start within one chunk, at most, when none is step-less: one per step and
-# one per card, and one past the end. Step-less ones crowding a position read a second query.
-WINDOW = STEPS_PER_CHUNK + CARDS_PER_CHUNK + 2
 
-
-@dataclass(frozen=True)
-class Slot:
-    """Where an interaction sits in its run's timeline: ``start`` is the run-wide position of its
-    first step (from 0)."""
-
-    pk: int
-    sequence: int
-    step_count: int
-    start: int
+# A partial's context builder: (request, run, the rest of the target's id) -> context.
+Build = Callable[[HttpRequest, Run, str], dict]
 
 
 def _number(value: str | None) -> int:
     return int(value) if value and value.isdigit() else 0
 
 
-def _kept_usage(run: Run) -> dict[str, int]:
-    """``Run.usage`` (kept by runs.execution) with every field of ``USAGE_FIELDS`` (tokens)."""
-    usage = run.usage if isinstance(run.usage, dict) else {}
-    return {field: execution.whole_tokens(usage.get(field)) for field in USAGE_FIELDS}
+def _header(request: HttpRequest, run: Run, target_id: str) -> dict:
+    return timeline.header(run)
 
 
-def _slot_rows(interactions: QuerySet[Interaction]) -> list[Slot]:
-    return [Slot(*row) for row in interactions.values_list("pk", "sequence", "step_count", "first_step")]
+def _card(request: HttpRequest, run: Run, target_id: str) -> dict:
+    # The id as the page writes it, only: "interaction-07" names no card.
+    pk = _number(target_id)
+    interaction = timeline.card(run, pk) if target_id == str(pk) else None
+    if interaction is None:
+        raise Http404("No such interaction in this run.")
+    return {"interaction": interaction}
 
 
-def _window(run: Run, first: int, total: int) -> list[Slot]:
-    """The interactions a chunk from step ``first`` can show, in order: the last one starting
-    before ``first`` (its steps may run through it) and those starting at or after it, as far as
-    the chunk can reach. Two queries (three when step-less
-    interactions crowd the chunk), range scans of ``interaction_run_first_step_idx`` whatever
-    the size of the run: ``first_step`` grows with ``sequence``, so its order is the timeline's."""
-    interactions = Interaction.objects.filter(run=run)
-    before = _slot_rows(interactions.filter(first_step__lt=first).order_by("-first_step", "-sequence")[:1])
-    after = interactions.filter(first_step__gte=first).order_by("first_step", "sequence")
-    window = _slot_rows(after[:WINDOW])
-    end = first + STEPS_PER_CHUNK
-    if len(window) == WINDOW and (window[-1].start < end or end >= total):
-        # What starts past the chunk's end cannot be in it; before that, every card is shown.
-        window = _slot_rows(after if end >= total else after.filter(first_step__lt=end))
-    return before + window
+def _next_chunk(request: HttpRequest, run: Run, target_id: str) -> dict:
+    chunk = timeline.chunk(run, _number(request.GET.get("from")), _number(request.GET.get("i")))
+    return {"total_steps": run.step_count, **chunk}
 
 
-def _slot_of(run: Run, pk: int) -> Slot | None:
-    """The slot of the interaction ``pk`` of ``run``, or ``None``."""
-    return next(iter(_slot_rows(Interaction.objects.filter(run=run, pk=pk))), None)
+# What an htmx request to the run page gets, by the id of the element it replaces (its
+# ``HX-Target``): the partial of runs/run_detail.html of that name, with the context its builder
+# adds to the page's own. A name ending in "-" is a prefix, the rest of the id handed to the
+# builder. Any other target gets the ``run-detail`` partial (the page without its layout).
+# The approval boxes inside the timeline are approvals' and poll approvals:box.
+PARTIALS: dict[str, tuple[str, Build]] = {
+    # The header (status, usage, cost, timing): polls itself while the run is active.
+    "run-header": ("run-header", _header),
+    # One interaction's card: polls itself while the interaction is in flight.
+    "interaction-": ("interaction-card", _card),
+    # The next chunk of rows, appended (``?from=N&i=K``, K the next interaction card to show):
+    # "Load more", and the tail that polls for new steps while the run is active.
+    "timeline-more": ("timeline-rows", _next_chunk),
+    "timeline-tail": ("timeline-rows", _next_chunk),
+}
 
 
-def _chunk_steps(covering: list[Slot], first: int, end: int) -> list[Step]:
-    """The steps at run-wide positions ``first`` to ``end`` (excluded) of the interactions
-    ``covering`` (in order), found by their ``index`` in ``step_interaction_index_uniq``. One
-    query, whatever the position: only the first and last of them can be partly in the range."""
-    if not covering:
-        return []
-    inner = [slot.pk for slot in covering[1:-1]]
-    conditions = [Q(interaction__in=inner)] if inner else []
-    for slot in {covering[0], covering[-1]}:
-        conditions.append(Q(interaction=slot.pk, index__gte=max(first - slot.start, 0), index__lt=end - slot.start))
-    condition = reduce(operator.or_, conditions)
-    order = {slot.pk: slot.sequence for slot in covering}
-    steps = sorted(Step.objects.filter(condition), key=lambda step: (order[step.interaction_id], step.index))
-    return steps[: end - first]
-
-
-def _cards(run: Run, slots: list[Slot]) -> list[Interaction]:
-    """The interactions of ``slots`` as the cards show them: with ``step_count``, ``start``,
-    ``cost`` (estimated USD or ``None``), the request body, and the artifacts (without their
-    content) as ``artifact_list``, ``raw_request``, ``raw_response``. Two queries."""
-    if not slots:
-        return []
-    by_pk = {slot.pk: slot for slot in slots}
-    interactions = list(Interaction.objects.filter(pk__in=by_pk).defer("output_text").order_by("sequence"))
-    for interaction in interactions:
-        slot = by_pk[interaction.pk]
-        interaction.step_count, interaction.start = slot.step_count, slot.start
-        interaction.cost = costs.estimate_usd(run.model, interaction.usage)
-        interaction.artifact_list, interaction.raw_request, interaction.raw_response = [], None, None
-    found = {interaction.pk: interaction for interaction in interactions}
-    for item in Artifact.objects.filter(interaction__in=by_pk).defer("content").order_by("interaction", "kind"):
-        interaction = found[item.interaction_id]
-        interaction.artifact_list.append(item)
-        if item.kind == Artifact.Kind.RAW_REQUEST:
-            interaction.raw_request = item
-        elif item.kind == Artifact.Kind.RAW_RESPONSE:
-            interaction.raw_response = item
-    return interactions
-
-
-def _attach_approvals(run: Run, steps: list[Step]) -> None:
-    """Give every function call among ``steps`` its ``approval`` (or ``None``). One query, for
-    these calls only."""
-    calls = [step for step in steps if step.type == "function_call"]
-    for step in calls:
-        step.approval = None
-    if not calls:
-        return
-    approvals = run.approvals.filter(call_id__in={step.call_id for step in calls}).select_related("run", "decided_by")
-    found = {(approval.interaction_id, approval.call_id): approval for approval in approvals}
-    for step in calls:
-        step.approval = found.get((step.interaction_id, step.call_id))
-
-
-def _group_key(step: Step, call_names: dict[str, str]) -> tuple[str, str] | None:
-    """What makes steps "similar": the tool behind them (``google_search`` for its calls and
-    results; ``function`` and MCP tools also by name). ``None`` keeps a step out of any group."""
-    if step.type in NEVER_GROUPED:
-        return None
-    approval = getattr(step, "approval", None)
-    if approval is not None and approval.status == PENDING:
-        return None  # a call waiting for a person stays in sight
-    for suffix in ("_call", "_result"):
-        if step.type.endswith(suffix):
-            tool = step.type.removesuffix(suffix)
-            name = step.name or call_names.get(step.call_id, "")
-            return tool, name if tool in ("function", "mcp_server_tool") else ""
-    return step.type, ""
-
-
-def _group_label(steps: list[Step]) -> str:
-    counts: dict[str, int] = {}
-    for step in steps:
-        counts[step.type] = counts.get(step.type, 0) + 1
-    label = " + ".join(f"{count} × {kind}" for kind, count in counts.items())
-    names = {step.name for step in steps if step.name}
-    return label + (f" · {', '.join(sorted(names))}" if names else "")
-
-
-def _grouped(steps: list[Step]) -> list[dict]:
-    """Timeline rows for one interaction's steps of a chunk: ``{"kind": "step", "step"}``, or
-    ``{"kind": "group", "steps", "label", "first", "last"}`` for ``GROUP_MIN`` or more similar
-    steps in a row."""
-    call_names = {step.call_id: step.name for step in steps if step.type.endswith("_call") and step.name}
-    rows: list[dict] = []
-    pending: list[Step] = []
-    pending_key = None
-
-    def flush() -> None:
-        if len(pending) >= GROUP_MIN:
-            rows.append({"kind": "group", "steps": list(pending), "label": _group_label(pending),
-                         "first": pending[0].number, "last": pending[-1].number})
-        else:
-            rows.extend({"kind": "step", "step": step} for step in pending)
-        pending.clear()
-
-    for step in steps:
-        key = _group_key(step, call_names)
-        if key is None or key != pending_key:
-            flush()
-        if key is None:
-            rows.append({"kind": "step", "step": step})
-        else:
-            pending.append(step)
-        pending_key = key
-    flush()
-    return rows
-
-
-def _timeline_chunk(run: Run, total: int, first: int, next_sequence: int | None) -> dict:
-    """The rows of the timeline from step ``first`` (run-wide, from 0): up to
-    ``STEPS_PER_CHUNK`` steps and ``CARDS_PER_CHUNK`` interaction cards, each card where its
-    interaction's steps begin, and what comes after.
-
-    ``next_sequence`` is the first interaction whose card the page does not show yet (the chunk is
-    appended below what is there); ``None`` for a chunk that opens a page, which then starts
-    with a "continued" row when ``first`` falls inside an interaction. A step-less interaction
-    (one in flight) has its card where its first step will be, or at the end of the last chunk.
-
-    Returns ``rows``, ``first``, ``earlier_from``, ``next_from``/``next_sequence`` (the cursor of
-    the next chunk), ``more`` (steps or cards beyond this chunk: a "Load more" row) and ``tail``
-    (the run is active and the chunk reaches the end: a row that polls for new steps).
-
-    Only the interactions around ``first`` are read (``_window``). Up to seven queries, whatever
-    the size of the run.
-    """
-    standalone = next_sequence is None
-    if standalone and first >= total:
-        first = max(total - 1, 0) // STEPS_PER_CHUNK * STEPS_PER_CHUNK
-    first = min(max(first, 0), total)
-    slots = _window(run, first, total)
-    if standalone:
-        # Sequences run from 0 without a gap, so the one after the last is the count.
-        next_sequence = next((slot.sequence for slot in slots if slot.start >= first), run.interaction_count)
-    end = first + STEPS_PER_CHUNK
-    cards = [s for s in slots if s.sequence >= next_sequence and s.start >= first and (s.start < end or end >= total)]
-    if len(cards) > CARDS_PER_CHUNK and cards[CARDS_PER_CHUNK].start > first:
-        end = cards[CARDS_PER_CHUNK].start
-        cards = [s for s in cards if s.start < end]
-    reaches_end = end >= total
-    covering = [s for s in slots if s.step_count and s.start < end and s.start + s.step_count > first]
-    continued = covering[0] if standalone and covering and covering[0].start < first else None
-
-    steps = _chunk_steps(covering, first, end)
-    for number, step in enumerate(steps, start=first + 1):
-        step.number = number
-    _attach_approvals(run, steps)
-    by_interaction: dict[int, list[Step]] = {}
-    for step in steps:
-        by_interaction.setdefault(step.interaction_id, []).append(step)
-
-    shown = {i.pk: i for i in _cards(run, cards + ([continued] if continued else []))}
-    card_pks = {s.pk for s in cards}
-    rows: list[dict] = []
-    for slot in sorted({*covering, *cards}, key=lambda s: s.sequence):
-        if slot.pk in card_pks:
-            rows.append({"kind": "interaction", "interaction": shown[slot.pk]})
-        elif slot is continued:
-            rows.append({"kind": "continued", "interaction": shown[slot.pk]})
-        rows.extend(_grouped(by_interaction.get(slot.pk, [])))
-    if cards:
-        next_sequence = max(next_sequence, cards[-1].sequence + 1)
-    return {
-        "rows": rows,
-        "first": first,
-        "earlier_from": max(first - STEPS_PER_CHUNK, 0),
-        "next_from": min(end, total),
-        "next_sequence": next_sequence,
-        "more": not reaches_end,
-        "tail": reaches_end and run.is_active,
-    }
-
-
-def _timing(run: Run, interaction_count: int) -> dict:
-    """The timing chart: one bar per sent interaction, placed from the run's start (a waterfall),
-    so waits between interactions show as gaps and a slow interaction as a long bar. Positions are
-    percentages of the span, as strings for CSS. A run with more than ``TIMING_ROWS``
-    interactions (``interaction_count`` in all) shows its slowest ones, in order.
-
-    Three queries, none of which reads the whole run: the interactions not sent or not finished
-    (a chain stops at them, so they are few), the ``TIMING_ROWS`` slowest finished ones and the
-    last end among them (``interaction_run_open_idx``, ``_took_idx``, ``_finished_idx``)."""
-    # An interaction without an end has run until now while the run is active, else until the run ended.
-    fallback = timezone.now() if run.is_active else run.finished_at
-    fields = ("pk", "run", "sequence", "status", "sent_at", "finished_at")
-    interactions = Interaction.objects.filter(run=run)
-    unfinished = list(interactions.filter(Q(sent_at=None) | Q(finished_at=None)).only(*fields))
-    running = [interaction for interaction in unfinished if interaction.sent_at is not None]
-    count = interaction_count - (len(unfinished) - len(running))
-    if not count:
-        return {"bars": [], "hidden": 0}
-    ends = []
-    for interaction in running:
-        interaction.ended = fallback or interaction.sent_at
-        interaction.took = interaction.ended - interaction.sent_at
-        ends.append(interaction.ended)
-    finished = interactions.filter(sent_at__isnull=False, finished_at__isnull=False)
-    took = ExpressionWrapper(F("finished_at") - F("sent_at"), output_field=DurationField())
-    slowest = list(finished.alias(took=took).order_by("-took", "sequence").only(*fields)[:TIMING_ROWS])
-    for interaction in slowest:
-        interaction.took = interaction.finished_at - interaction.sent_at
-    if slowest:
-        ends.append(finished.order_by("-finished_at").values_list("finished_at", flat=True)[0])
-    rows = sorted(slowest + running, key=lambda i: (-i.took, i.sequence))[:TIMING_ROWS]
-    span = max((max(ends) - run.created_at).total_seconds() * 1000, 1)
-    bars = []
-    for interaction in sorted(rows, key=lambda i: i.sequence):
-        offset = max((interaction.sent_at - run.created_at).total_seconds() * 1000, 0)
-        took = max(interaction.took.total_seconds() * 1000, 0)
-        bars.append({
-            "interaction": interaction,
-            "duration_ms": int(took),
-            "running": interaction.finished_at is None and run.is_active,
-            "slowest": interaction is rows[0] and count > 1,
-            "left": f"{min(offset / span * 100, 100):.3f}",
-            "width": f"{max(took / span * 100, 0.4):.3f}",
-        })
-    return {"bars": bars, "hidden": count - len(bars), "span_ms": int(span)}
-
-
-def _header(run: Run, interaction_count: int, total: int, usage: dict[str, int]) -> dict:
-    return {
-        "interaction_count": interaction_count,
-        "total_steps": total,
-        # The estimate is linear in the tokens: the run's summed usage prices the whole run.
-        "run_cost": costs.estimate_usd(run.model, usage) if any(usage.values()) else None,
-        "timing": _timing(run, interaction_count),
-    }
+def _partial(target: str) -> tuple[str, Build, str] | None:
+    """The partial and context builder ``PARTIALS`` gives ``target``, and the rest of the id
+    after a prefix (``""`` for an exact name); ``None`` for any other target."""
+    for name, (partial, build) in PARTIALS.items():
+        if target == name or (name.endswith("-") and target.startswith(name)):
+            return partial, build, target.removeprefix(name)
+    return None
 
 
 @login_required
@@ -536,19 +159,14 @@ def _header(run: Run, interaction_count: int, total: int, usage: dict[str, int])
 @vary_on_headers("HX-Request", "HX-Target")
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: its header (status, usage, estimated cost, timing chart) and the timeline of its
-    interactions and steps, ``STEPS_PER_CHUNK`` steps at a time: ``?from=N`` opens the page at
-    step N. A fixed number of queries whatever the size of the run, each reading only what it
-    shows: the run's counts are kept on it (``Run.step_count`` and the rest), never counted here.
+    interactions and steps, ``timeline.STEPS_PER_CHUNK`` steps at a time: ``?from=N`` opens the
+    page at step N. A fixed number of queries whatever the size of the run, each reading only
+    what it shows (``runs.timeline``).
 
-    An htmx request gets the partial its target names: ``run-header`` (polls itself while the
-    run is active), ``timeline-more`` / ``timeline-tail`` (the next chunk of rows, appended;
-    ``?from=N&i=K`` with K the next interaction card to show; the tail polls for new steps while
-    the run is active), ``interaction-<pk>`` (a card that polls while its interaction is in
-    flight), ``approval-<pk>`` (a function call's approval, polled while it is unsettled), or
-    else ``run-detail``.
+    An htmx request gets the partial its ``HX-Target`` names in ``PARTIALS`` (404 for an
+    ``interaction-<pk>`` of no interaction of this run), or else ``run-detail``.
     """
     run = get_object_or_404(Run.objects.select_related("created_by", "cancelled_by"), pk=pk)
-    target = (request.htmx.target or "") if request.htmx else ""
     template = "runs/run_detail.html"
     context = {
         "run": run, "run_url": run.get_absolute_url(), "polling": run.is_active,
@@ -556,28 +174,14 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "may": SimpleLazyObject(lambda: roles.allowed(request.user, run)),
         "unknown_risk": execution.UNKNOWN_RISK,
     }
-    if target.startswith("approval-"):
-        approval = get_object_or_404(
-            run.approvals.select_related("run", "decided_by"), pk=_number(target.removeprefix("approval-"))
-        )
-        return render(request, "runs/steps/function_call.html#approval-box", {"approval": approval})
-    count, total, usage = run.interaction_count, run.step_count, _kept_usage(run)
-    if target == "run-header":
-        return render(request, template + "#run-header", {**context, **_header(run, count, total, usage)})
-    if target.startswith("interaction-"):
-        pk = _number(target.removeprefix("interaction-"))
-        slot = _slot_of(run, pk) if target == f"interaction-{pk}" else None
-        if slot is None:
-            raise Http404("No such interaction in this run.")
-        return render(request, template + "#interaction-card", {**context, "interaction": _cards(run, [slot])[0]})
-    first = _number(request.GET.get("from"))
-    if target in ("timeline-more", "timeline-tail"):
-        chunk = _timeline_chunk(run, total, first, _number(request.GET.get("i")))
-        return render(request, template + "#timeline-rows", {**context, "total_steps": total, **chunk})
-    context.update(_header(run, count, total, usage))
-    context.update(_timeline_chunk(run, total, first, None))
     if request.htmx:
+        found = _partial(request.htmx.target or "")
+        if found is not None:
+            partial, build, target_id = found
+            return render(request, f"{template}#{partial}", {**context, **build(request, run, target_id)})
         template += "#run-detail"
+    context.update(timeline.header(run))
+    context.update(timeline.chunk(run, _number(request.GET.get("from"))))
     return render(request, template, context)
 
 

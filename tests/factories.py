@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from approvals import tools
 from approvals.models import Approval, arguments_hash
-from runs.execution import USAGE_FIELDS, step_row, whole_tokens
+from runs.execution import USAGE_FIELDS, whole_tokens
 from runs.models import Artifact, Interaction, Run, Step
 
 _ids = itertools.count(1)
@@ -124,12 +124,8 @@ def make_step(interaction: Interaction, data: dict[str, Any], *, index: int | No
     if index is None:
         interaction.refresh_from_db(fields=["step_count"])
         index = interaction.step_count
-    step_type = str(data.get("type") or "")
-    call_id = data.get("id") if step_type.endswith("_call") else data.get("call_id")
-    step = Step.objects.create(
-        interaction=interaction, index=index, type=step_type, call_id=call_id or "",
-        name=data.get("name") or "", data=data,
-    )
+    step = Step.from_api(data, interaction=interaction, index=index)
+    step.save()
     _count_steps(interaction, 1)
     return step
 
@@ -139,7 +135,9 @@ def make_steps(interaction: Interaction, steps: list[dict[str, Any]]) -> list[St
     them (one INSERT) and counted."""
     interaction.refresh_from_db(fields=["step_count"])
     known = interaction.step_count
-    rows = Step.objects.bulk_create(step_row(interaction, known + i, data) for i, data in enumerate(steps))
+    rows = Step.objects.bulk_create(
+        Step.from_api(data, interaction=interaction, index=known + i) for i, data in enumerate(steps)
+    )
     if rows:
         _count_steps(interaction, len(rows))
     return rows

@@ -1,6 +1,6 @@
 """The start-time index of the run list carries the other sort keys (duration, tokens): a date
 range sorted by either reads its runs from the index alone and sorts them there, and fetches the
-rows of one page only (see ``runs.views._page``, ``dated``)."""
+rows of one page only (see ``RunQuerySet.page`` in runs/models.py, ``dated``)."""
 
 from django.db import migrations, models
 

@@ -22,16 +22,6 @@ from runs.models import Step
 
 register = template.Library()
 
-# Step types with a template of their own in templates/runs/steps/; every other type (known ones
-# such as file_search_call, and unknown ones) goes through generic.html, which shows the raw JSON.
-STEP_TEMPLATES = frozenset({
-    "user_input", "model_output", "thought", "function_call", "function_result",
-    "code_execution_call", "code_execution_result", "google_search_call", "google_search_result",
-    "url_context_call", "url_context_result", "mcp_server_tool_call", "mcp_server_tool_result",
-    "file_search_call", "file_search_result", "google_maps_call", "google_maps_result",
-    "retrieval_call", "retrieval_result", "processing_call", "processing_result",
-})
-
 # Content block types that carry binary data (base64 in ``data``) or a ``uri``: shown as a
 # placeholder, never dumped into the page.
 MEDIA_BLOCK_TYPES = frozenset({"image", "audio", "video", "document"})
@@ -39,8 +29,10 @@ MEDIA_BLOCK_TYPES = frozenset({"image", "audio", "video", "document"})
 
 @register.filter
 def step_template(step: Step) -> str:
-    """The template name for ``step``: ``runs/steps/<type>.html`` or the generic one."""
-    if step.type in STEP_TEMPLATES:
+    """The template name for ``step``: ``runs/steps/<type>.html`` for every type of
+    ``Step.KNOWN_TYPES`` (each has one: tests/runs/test_step_templates.py), else
+    ``runs/steps/generic.html``, which shows the raw JSON of a type Handoff does not know."""
+    if step.is_known:
         return f"runs/steps/{step.type}.html"
     return "runs/steps/generic.html"
 
@@ -192,8 +184,7 @@ def request_steps(request: dict[str, Any] | None) -> list[Step]:
         kind = item.get("type") if isinstance(item, dict) else None
         if kind in Step.KNOWN_TYPES:
             flush_blocks()
-            call_id = item.get("id") if kind.endswith("_call") else item.get("call_id")
-            steps.append(Step(type=kind, call_id=str(call_id or ""), name=str(item.get("name") or ""), data=item))
+            steps.append(Step.from_api(item))
         else:
             blocks.append(item)
     flush_blocks()

@@ -8,7 +8,6 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from runs import execution
-from runs.execution import step_row
 from runs.models import Interaction, Run, Step
 from tests.browser.conftest import SCREENSHOTS, sign_in
 from tests.conftest import wait_for
@@ -105,7 +104,8 @@ def build_big_run(user, steps_per_interaction=500, interactions=10) -> Run:
             usage={"total_input_tokens": 400_000, "total_output_tokens": 90_000, "total_thought_tokens": 10_000,
                    "total_cached_tokens": 100_000, "total_tool_use_tokens": 0, "total_tokens": 500_000},
         )
-        rows += [step_row(interaction, i, {**pattern[i % len(pattern)]}) for i in range(steps_per_interaction)]
+        rows += [Step.from_api({**pattern[i % len(pattern)]}, interaction=interaction, index=i)
+                 for i in range(steps_per_interaction)]
     Step.objects.bulk_create(rows, batch_size=1000)
     return keep_counts(run)
 

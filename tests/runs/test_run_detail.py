@@ -561,11 +561,13 @@ def test_a_pending_approval_polls_until_it_is_decided(client, alice, bob):
     approval = make_approval(interaction, make_step(interaction, function_call()))
     client.force_login(alice)
     body = page(client, run)
-    assert f'<aside id="approval-{approval.pk}" class="approval-box approval-pending" hx-get="/runs/{run.pk}/" hx-trigger="every 2s"' in body
+    # The box is approvals' own, and polls approvals' URL (tests/approvals/test_approval_box.py).
+    assert (f'<aside id="approval-{approval.pk}" class="approval-box approval-pending" '
+            f'hx-get="/approvals/{approval.pk}/box/" hx-trigger="every 2s"') in body
 
     Approval.objects.filter(pk=approval.pk).update(status=Approval.Status.REJECTED, decided_by=bob,
                                                    decided_at=timezone.now(), reason="No")
-    box = htmx(client, run, f"approval-{approval.pk}").content.decode()
+    box = client.get(f"/approvals/{approval.pk}/box/", HTTP_HX_REQUEST="true").content.decode()
     assert box.lstrip().startswith(f'<aside id="approval-{approval.pk}" class="approval-box approval-rejected">')
     assert "<strong>bob</strong>" in box
 

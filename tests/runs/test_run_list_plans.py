@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from approvals.models import Approval
 from runs.forms import RunFilterForm
-from runs.models import Run
-from runs.views import PAGE_SIZE, SORT_KEYS
+from runs.models import SORT_KEYS, Cursor, Run
+from runs.views import PAGE_SIZE
 from tests.factories import make_approval, make_interaction, make_run, make_step, function_call
 
 URL = "/runs/"
@@ -118,18 +118,17 @@ def test_pending_counts_only_runs_with_a_pending_approval(client, alice, seeded)
 
 
 def walk(form_params: dict, sort: str, few: bool, dated: bool = False) -> list[list[Run]]:
-    """Every page of the list through ``_page``'s cursors, with the given query shape."""
-    from runs.views import _cursor, _cursor_of, _filtered_runs, _page
-
+    """Every page of the list through ``RunQuerySet.page``'s cursors (written out and read back,
+    as the links carry them), with the given query shape."""
     form = RunFilterForm({**form_params, "sort": sort})
     assert form.is_valid(), form.errors
     pages, after = [], None
     while True:
-        rows, _, more = _page(_filtered_runs(form), sort, after, None, few=few, dated=dated)
-        pages.append(rows)
-        if not more:
+        page = Run.objects.filtered(**form.filters()).page(sort=sort, after=after, size=PAGE_SIZE, few=few, dated=dated)
+        pages.append(page.runs)
+        if not page.has_next:
             return pages
-        after = _cursor(_cursor_of(rows[-1], sort), sort)
+        after = Cursor.parse(str(page.next_cursor), sort)
 
 
 @pytest.mark.parametrize("sort", list(RunFilterForm.SORTS))
