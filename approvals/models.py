@@ -72,9 +72,10 @@ class StillExecuting(Exception):
 
 
 class DecisionRefused(Exception):
-    """A decision that cannot be taken as asked (stale arguments, a missing result or reason, a
-    claim held by someone else, the same person approving twice). The message says why, for
-    the person who asked."""
+    """A decision that cannot be taken as asked (stale arguments, a missing result or reason,
+    edited arguments that do not fit the tool's schema, a claim held by someone else, the same
+    person approving twice). Raised by ``Approval``'s decisions, here and nowhere else; the
+    message says why, for the person who asked."""
 
 
 class ApprovalQuerySet(models.QuerySet):
@@ -417,10 +418,12 @@ class Approval(models.Model):
         against the tool's schema, evaluate policy on them, keep the stricter requirement, and
         check again that ``by`` may approve under it. Raises ``DecisionRefused`` (schema) and
         ``PermissionDenied``; the caller's transaction rolls everything back then."""
-        from approvals import audit, policies, tools
+        from approvals import audit, tools
 
-        tools.validate_arguments(self.function_name, arguments)  # DecisionRefused
-        requirement = policies.evaluate(self.function_name, arguments)
+        problem = tools.edit_error(self.function_name, arguments)
+        if problem:
+            raise DecisionRefused(problem)
+        requirement = tools.evaluate(self.function_name, arguments)
         before = self._requirement_fields()
         if requirement.needs_approval:
             self.approvals_required = max(self.approvals_required, requirement.approvals_required)
@@ -747,7 +750,7 @@ def settle_function_calls(interaction: Interaction) -> str:
     Registered as ``runs.execution.hooks.handle_requires_action``; runs inside the transaction
     that records the interaction. Returns the run's new status.
     """
-    from approvals import audit, notifications, policies, tools
+    from approvals import audit, notifications, tools
     from approvals.tasks import execute_function_call
 
     waiting = False
@@ -758,7 +761,7 @@ def settle_function_calls(interaction: Interaction) -> str:
         # Arguments are checked against the tool's schema before its policy sees them: the model
         # can send anything (a negative amount, a string for a number, NaN).
         problem = tools.schema_error(step.name, arguments)
-        requirement = policies.evaluate(step.name, arguments, schema_error=problem)
+        requirement = tools.evaluate(step.name, arguments, schema_error=problem)
         approval, created = Approval.objects.get_or_create(
             interaction=interaction,
             call_id=step.call_id,
