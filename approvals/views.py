@@ -27,6 +27,7 @@ from approvals import tools
 from approvals.forms import ApproveForm, BulkDecisionForm, EditForm, QueueFilterForm, RejectForm
 from approvals.models import Approval, Decision, DecisionRefused, is_reviewer
 from runs import roles
+from runs.formats import duration
 from runs.models import Interaction, Step
 
 # The queue lists this many calls of a tab; the tab counts are exact whatever their size.
@@ -65,28 +66,17 @@ def _with_progress(approvals: QuerySet[Approval], user) -> QuerySet[Approval]:
     )
 
 
-def _span(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return "under a minute"
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
-
-
 def _time_left(approval: Approval, now: datetime) -> dict[str, Any] | None:
-    """The deadline of a pending call as shown: ``text`` ("1 h 05 min left", "overdue by
-    3 min"), ``overdue``, ``soon``; ``None`` when it has no deadline or is no longer pending."""
+    """The deadline of a pending call as shown: ``text`` ("1h 05m left", "overdue by 3m 10s",
+    in the project's one duration format), ``overdue``, ``soon``; ``None`` when it has no
+    deadline or is no longer pending. Display, not a right: ``Approval.actions_for`` holds those."""
     if approval.deadline_at is None or not approval.is_pending:
         return None
     seconds = (approval.deadline_at - now).total_seconds()
     if seconds <= 0:
-        return {"text": f"overdue by {_span(-seconds)}", "overdue": True, "soon": False}
-    return {"text": f"{_span(seconds)} left", "overdue": False, "soon": seconds <= DUE_SOON.total_seconds()}
+        return {"text": f"overdue by {duration(-seconds * 1000)}", "overdue": True, "soon": False}
+    return {"text": f"{duration(seconds * 1000)} left", "overdue": False,
+            "soon": seconds <= DUE_SOON.total_seconds()}
 
 
 def _desk(approval: Approval, user, groups: frozenset[str], now: datetime) -> Approval:
