@@ -375,8 +375,6 @@ class Approval(models.Model):
         model receives an error ``function_result`` carrying the reason and the run goes on.
         Returns whether this decision counted; raises ``PermissionDenied`` and
         ``DecisionRefused``."""
-        from approvals import audit
-
         reason = reason.strip()
         if not reason:
             raise DecisionRefused("A rejection needs a reason: the model is told it.")
@@ -387,21 +385,30 @@ class Approval(models.Model):
             Decision.objects.create(approval=approval, user=by, verdict=Decision.Verdict.REJECT, reason=reason,
                                     arguments_hash=approval.arguments_hash, arguments=approval.current_arguments)
             result = {"error": f"A reviewer rejected this call: {reason}"}
-            approval.status = self.Status.REJECTED
-            approval.decided_by, approval.decided_at, approval.reason = by, timezone.now(), reason
-            approval.claimed_by = approval.claimed_until = None
+            approval._close(self.Status.REJECTED, actor=by, by=by, reason=reason,
+                            after={"function_name": approval.function_name, "arguments": approval.current_arguments,
+                                   "reason": reason, "result": result})
             metrics.decided(approval, "rejected")  # decision latency, counted on commit
-            approval.save()
-            audit.record(
-                actor=by, verb="approval.rejected", obj=approval, run=approval.run,
-                before={"status": self.Status.PENDING},
-                after={"status": self.Status.REJECTED, "call_id": approval.call_id,
-                       "function_name": approval.function_name, "arguments": approval.current_arguments,
-                       "reason": reason, "result": result},
-            )
             approval.settle(result, is_error=True)
         self._take_fields(approval)
         return True
+
+    def _close(self, status: str, *, actor, reason: str, by=None, now=None, after: dict[str, Any]) -> None:
+        """Close this pending approval as ``status`` (rejected or expired) for ``reason``: decided
+        by ``by`` (a user; ``None`` when no person decided) at ``now`` (default: now), its claim
+        dropped, saved, and the ``approval.<status>`` event recorded for ``actor`` (a user or a
+        ``system:<component>`` string) with ``after`` beyond the status and call id. The caller
+        holds this row's lock (the lock order) in its transaction, checked that the call is
+        pending, and sends the model its result (``settle``) afterwards."""
+        from approvals import audit
+
+        self.status = status
+        self.decided_by, self.decided_at, self.reason = by, now or timezone.now(), reason
+        self.claimed_by = self.claimed_until = None
+        self.save(update_fields=["status", "decided_by", "decided_at", "reason", "claimed_by", "claimed_until"])
+        audit.record(actor=actor, verb=f"approval.{status}", obj=self, run=self.run_id,
+                     before={"status": self.Status.PENDING},
+                     after={"status": status, "call_id": self.call_id, **after})
 
     def _take_fields(self, decided: "Approval") -> None:
         """Take the columns of ``decided``, this row as a decision locked, changed and saved it:
@@ -517,15 +524,9 @@ class Approval(models.Model):
                                                    "deadline_at": approval.deadline_at.isoformat()})
                 notifications.queue(approval, "escalated")
                 return True
-            approval.status = self.Status.EXPIRED
-            approval.decided_at = now
-            approval.reason = "No reviewer decided before the deadline."
-            approval.claimed_by = approval.claimed_until = None
-            approval.save()
             result = {"error": "Expired: no reviewer decided before the deadline, so the call was not run."}
-            audit.record(actor="system:deadlines", verb="approval.expired", obj=approval, run=approval.run,
-                         before={"status": self.Status.PENDING},
-                         after={"status": self.Status.EXPIRED, "call_id": approval.call_id, "result": result})
+            approval._close(self.Status.EXPIRED, actor="system:deadlines", now=now,
+                            reason="No reviewer decided before the deadline.", after={"result": result})
             approval.settle(result, is_error=True)
         return True
 
@@ -812,20 +813,11 @@ def expire_for_cancelled_run(*, run: Run, by) -> None:
     order), so none is under way here; a claim or reminder holds an approval alone for an
     instant, and is waited for: every pending call closes, none is skipped.
     """
-    from approvals import audit
-
     now = timezone.now()
+    reason = f"The run was cancelled by {by.get_username() if by else 'the system'}."
     for approval in Approval.objects.select_for_update(of=("self",)).filter(run=run, status=Approval.Status.PENDING):
-        approval.status = Approval.Status.EXPIRED
-        approval.decided_at = now
-        approval.reason = f"The run was cancelled by {by.get_username() if by else 'the system'}."
-        approval.claimed_by = approval.claimed_until = None
-        approval.save(update_fields=["status", "decided_at", "reason", "claimed_by", "claimed_until"])
-        audit.record(
-            actor=by or "system:worker", verb="approval.expired", obj=approval, run=run,
-            before={"status": Approval.Status.PENDING},
-            after={"status": Approval.Status.EXPIRED, "call_id": approval.call_id, "reason": approval.reason},
-        )
+        approval._close(Approval.Status.EXPIRED, actor=by or "system:worker", now=now, reason=reason,
+                        after={"reason": reason})
 
 
 class AuditEventQuerySet(models.QuerySet):
