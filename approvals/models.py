@@ -507,7 +507,7 @@ class Approval(models.Model):
         base = (queryset if queryset is not None else cls.objects.all()).decidable_by(by)
         with transaction.atomic():
             approval = (
-                base.filter(_claim_lapsed(now))
+                base.unclaimed(now)
                 .exclude(decisions__user=by)
                 .select_for_update(skip_locked=True, of=("self",))
                 .order_by("created_at", "id")
