@@ -208,3 +208,14 @@ def test_it_reads_the_progress_a_list_annotates_without_a_query_per_row(alice, d
         actions = rows[0].actions_for(alice)
     assert actions.creator_blocked and actions.can_reject and not actions.can_approve
     assert actions == approval.actions_for(User.objects.get(pk=alice.pk))
+
+
+def test_who_approved_the_arguments_shown_may_not_replace_them_with_an_edit(dave):
+    approval = big_refund()
+    assert approval.approve(by=dave, shown_hash=approval.arguments_hash)
+    edited = {"order_id": "A-1003", "amount": 1400, "reason": "Broken"}
+
+    with pytest.raises(DecisionRefused, match="You approved this already"):
+        approval.approve(by=dave, shown_hash=approval.arguments_hash, arguments=edited)
+    approval.refresh_from_db()
+    assert approval.edited_arguments is None and approval.approvals_so_far() == 1
