@@ -10,7 +10,6 @@ from typing import Any
 from django import forms
 
 from approvals import tools
-from approvals.models import DecisionRefused
 
 # Levels of arrays and objects typed JSON may nest: far more than a tool's arguments or result
 # need, and well inside the recursion limit of everything that walks the value afterwards
@@ -145,10 +144,9 @@ class EditForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError("The arguments must be a JSON object: {\"name\": value, …}.")
         if value != self.current:
-            try:
-                tools.validate_arguments(self.function_name, value)
-            except DecisionRefused as exc:
-                raise forms.ValidationError(str(exc)) from None
+            problem = tools.edit_error(self.function_name, value)
+            if problem:
+                raise forms.ValidationError(problem)
         return value
 
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals import metrics
+from approvals import metrics, tools
 from approvals.policies import REVIEWERS_GROUP
-from audit import roles
+from audit import log, roles
 from runs import execution
 from runs.models import Interaction, Run, Step
 
@@ -74,28 +76,77 @@ class StillExecuting(Exception):
 
 
 class DecisionRefused(Exception):
-    """A decision that cannot be taken as asked (stale arguments, a missing result or reason, a
-    claim held by someone else, the same person approving twice). The message says why, for
-    the person who asked."""
+    """A decision that cannot be taken as asked (stale arguments, a missing result or reason,
+    edited arguments that do not fit the tool's schema, a claim held by someone else, the same
+    person approving twice). Raised by ``Approval``'s decisions, here and nowhere else; the
+    message says why, for the person who asked."""
+
+
+def state_conditions(now: datetime) -> dict[str, Q]:
+    """The approval desk's states as conditions, by name (``QueueFilterForm.STATES``): *pending*
+    holds every call waiting for people, claimed or not; *claimed* those of them an unexpired
+    claim holds at ``now``; *decided* the approved and rejected ones; *expired* those closed
+    with no decision. The queue counts every state in one aggregate (``Count(filter=...)``) and
+    lists one with ``ApprovalQuerySet.in_state``, so a tab's count is the length of its list."""
+    return {
+        "pending": Q(status=Approval.Status.PENDING),
+        "claimed": Q(status=Approval.Status.PENDING, claimed_until__gt=now),
+        "decided": Q(status__in=[Approval.Status.APPROVED, Approval.Status.REJECTED]),
+        "expired": Q(status=Approval.Status.EXPIRED),
+    }
+
+
+def _claim_lapsed(now: datetime) -> Q:
+    """No unexpired claim holds the call at ``now`` (``Approval.is_claimed``, as a condition)."""
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lte=now)
 
 
 class ApprovalQuerySet(models.QuerySet):
+    def in_state(self, state: str, *, now: datetime | None = None):
+        """The approvals in the desk's state ``state`` (``state_conditions``; ``KeyError`` for
+        another name) at ``now`` (default: now)."""
+        return self.filter(state_conditions(now or timezone.now())[state])
+
     def pending(self):
-        return self.filter(status=Approval.Status.PENDING)
+        return self.in_state("pending")
 
     def unsettled(self):
         return self.filter(settled_at__isnull=True)
 
-    def claimed(self, now=None):
-        return self.filter(status=Approval.Status.PENDING, claimed_until__gt=now or timezone.now())
+    def claimed(self, now: datetime | None = None):
+        return self.in_state("claimed", now=now)
 
-    def unclaimed(self, now=None):
-        now = now or timezone.now()
-        return self.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now), status=Approval.Status.PENDING)
+    def unclaimed(self, now: datetime | None = None):
+        return self.pending().filter(_claim_lapsed(now or timezone.now()))
 
     def decidable_by(self, user):
-        """Pending approvals ``user`` may decide: their approver group is one of the user's."""
-        return self.pending().filter(approver_group__in=user.groups.values("name"))
+        """Pending approvals ``user`` may decide (``Approval.actions_for``'s ``may_decide``, as a
+        condition): none without the reviewer role, else those whose approver group is one of
+        the user's (``audit.roles.group_names``: at most one query)."""
+        if not roles.may(user, "decide"):
+            return self.none()
+        return self.pending().filter(approver_group__in=roles.group_names(user))
+
+    def with_progress(self, user):
+        """The approvals annotated, in the same query, with ``approvals_count`` (approve
+        decisions on the arguments in force, as ``Approval.approvals_so_far`` counts them),
+        ``approved_by_me`` (``user`` is one of them) and ``requested_by_me``
+        (``Approval.is_requester(user)``): a list shows "1 of 2 approvals" and what ``user`` may
+        do with each row (``Approval.actions_for``) without a query per row."""
+        counting = Decision.objects.filter(
+            approval=OuterRef("pk"), verdict=Decision.Verdict.APPROVE, arguments_hash=OuterRef("arguments_hash")
+        )
+        asked = Interaction.objects.filter(
+            run_id=OuterRef("run_id"), sequence__lte=OuterRef("interaction__sequence"), requested_by=user.pk
+        )
+        return self.annotate(
+            approvals_count=Coalesce(
+                Subquery(counting.order_by().values("approval").annotate(n=Count("pk")).values("n")[:1]), 0
+            ),
+            approved_by_me=Exists(counting.filter(user=user.pk)),
+            requested_by_me=ExpressionWrapper(Q(Exists(asked)) | Q(run__created_by=user.pk),
+                                              output_field=BooleanField()),
+        )
 
     def by_step(self, calls: Iterable[Step]) -> dict[int, Approval]:
         """The approval of each of ``calls`` (saved ``function_call`` steps) that has one, keyed
@@ -112,6 +163,56 @@ class ApprovalQuerySet(models.QuerySet):
         return {
             step.pk: found[key] for step in calls if (key := (step.interaction_id, step.call_id)) in found
         }
+
+
+
+@dataclass(frozen=True)
+class Actions:
+    """What one person may do with one approval at one instant: ``Approval.actions_for``'s
+    answer, every field a ``bool``, all ``False`` for a call no longer pending.
+
+    Each ``can_*`` names a model call: when it is true that call, made now by that person on the
+    arguments shown, is taken (unless someone else acts first); when false the model refuses it
+    (``PermissionDenied``, ``DecisionRefused``, or ``False`` for a claim). Pages show the
+    controls of the true ones; the views and the model check again when the person acts.
+
+    - ``may_decide``: the call is pending and the person decides calls of its approver group (a
+      member of it, with the reviewer role of ``audit.roles``); a claim may still hold them off.
+    - ``claimed_by_me``, ``claimed_by_other``: an unexpired claim holds the call, theirs or
+      someone else's.
+    - ``creator_blocked``: policy bars this person from approving as one of the call's
+      requesters (``Approval.is_requester``); they may still reject it.
+    - ``can_approve``: ``approve(by=, shown_hash=)``, the arguments as shown.
+    - ``can_edit``: ``approve(..., arguments=)``, edited arguments (which fit the tool's schema
+      and do not make the policy bar this person: both are judged when they are given).
+    - ``can_respond``: ``approve(..., result=)``, a result typed by hand.
+    - ``can_reject``: ``reject(by=, shown_hash=, reason=)``.
+    - ``can_claim``: ``claim(by=)``, taking the call or renewing one's own claim.
+    - ``can_release``: ``release(by=)``, one's own claim, or anyone's for an admin.
+    """
+
+    may_decide: bool = False
+    claimed_by_me: bool = False
+    claimed_by_other: bool = False
+    creator_blocked: bool = False
+    can_approve: bool = False
+    can_edit: bool = False
+    can_respond: bool = False
+    can_reject: bool = False
+    can_claim: bool = False
+    can_release: bool = False
+
+
+_NOT_GIVEN = object()
+
+
+def _passes(check, *args, **kwargs) -> bool:
+    """Whether ``check`` (one of ``Approval``'s ``_check_*`` rules) lets ``args`` through."""
+    try:
+        check(*args, **kwargs)
+    except (PermissionDenied, DecisionRefused):
+        return False
+    return True
 
 
 class Approval(models.Model):
@@ -254,13 +355,150 @@ class Approval(models.Model):
             run_id=self.run_id, sequence__lte=self.interaction.sequence, requested_by=user.pk
         ).exists()
 
+    def _claimed(self, now: datetime) -> bool:
+        """Whether an unexpired claim holds this pending call at ``now``."""
+        return self.is_pending and self.claimed_until is not None and self.claimed_until > now
+
     @property
     def is_claimed(self) -> bool:
-        return self.is_pending and self.claimed_until is not None and self.claimed_until > timezone.now()
+        return self._claimed(timezone.now())
 
     def approvals_so_far(self) -> int:
         """Approve decisions that count: made on the arguments in force."""
         return self.decisions.filter(verdict=Decision.Verdict.APPROVE, arguments_hash=self.arguments_hash).count()
+
+    def _approvers(self) -> set[int]:
+        """The ids of the users whose approve decisions count (``approvals_so_far``)."""
+        return set(self.decisions.filter(verdict=Decision.Verdict.APPROVE, arguments_hash=self.arguments_hash)
+                   .values_list("user_id", flat=True))
+
+    # --- Rights --------------------------------------------------------------------------------
+    # Each rule is written once, as a check that raises. The decisions and claims below call the
+    # checks to enforce the rules; ``actions_for`` calls the same checks to say what a person
+    # may do, so a page never offers what the model refuses, nor hides what it would take.
+
+    def check_group(self, user) -> None:
+        """Raises ``PermissionDenied`` unless ``user`` is in this call's approver group: what a
+        page checks before it reads a decision's form. Every decision checks it again, and the
+        rest, under the approval's lock (``_locked_for_decision``)."""
+        if not in_group(user, self.approver_group):
+            raise PermissionDenied(f"Only members of the {self.approver_group} group may decide this call.")
+
+    def _check_decider(self, user) -> None:
+        """Raises ``PermissionDenied`` unless ``user`` decides calls of this one's approver
+        group: a member of it (``check_group``) with the reviewer role (``audit.roles``:
+        *decide*)."""
+        self.check_group(user)
+        roles.require(user, "decide")
+
+    def _check_may_approve(self, user, *, requester: bool | None = None) -> None:
+        """Raises ``PermissionDenied`` unless ``user`` may approve this call as it now stands: a
+        decider, and not one of its requesters where policy bars them (``requester``: whether
+        ``user`` is one; ``is_requester`` asks when ``None``)."""
+        self._check_decider(user)
+        if not self.creator_may_approve and (self.is_requester(user) if requester is None else requester):
+            raise PermissionDenied("Policy: whoever asked for this call (started or continued its run) may not "
+                                   "approve it; another reviewer must.")
+
+    def _check_decision(self, user, kind: str, *, requester: bool | None = None) -> None:
+        """Raises unless ``user`` may take the decision ``kind`` (``tools.APPROVE``, ``EDIT``,
+        ``RESPOND``, ``REJECT``) on this call whatever its state, checked in this order: a call
+        Handoff has no body for is answered with a typed result (``DecisionRefused``); who
+        decides (``_check_may_approve``, or ``_check_decider`` to reject: a requester may
+        reject; ``PermissionDenied``); the tool allows ``kind`` (``DecisionRefused``)."""
+        if kind in (tools.APPROVE, tools.EDIT) and self.requires_manual_result:
+            raise DecisionRefused(f"{self.function_name} has no body in Handoff: type the result to send.")
+        if kind == tools.REJECT:
+            self._check_decider(user)
+        else:
+            self._check_may_approve(user, requester=requester)
+        if kind not in self.allowed_decisions:
+            raise DecisionRefused(f"{self.function_name} does not allow this decision ({kind}).")
+
+    def _check_claim(self, user, now: datetime) -> None:
+        """Raises ``DecisionRefused`` when a claim of someone other than ``user`` holds this call
+        at ``now``: its holder decides it until the claim lapses or is released."""
+        if self._claimed(now) and self.claimed_by_id != user.pk:
+            until = timezone.localtime(self.claimed_until).strftime("%H:%M")
+            holder = self.claimed_by.get_username() if self.claimed_by else "Someone"
+            raise DecisionRefused(f"{holder} has claimed this call until {until}.")
+
+    def _check_fits_schema(self) -> None:
+        """Raises ``DecisionRefused`` when the arguments in force do not fit the tool's schema:
+        such a call is not approved as it is (an edit that fits, a typed result, or a
+        rejection)."""
+        if self.schema_error:
+            raise DecisionRefused(f"The arguments do not fit {self.function_name}'s schema: edit them "
+                                  "so they do, or reject the call.")
+
+    @staticmethod
+    def _check_not_approved(approved: bool) -> None:
+        """Raises ``DecisionRefused`` when the person approved the arguments in force already
+        (``approved``): one person counts once, and may then only reject."""
+        if approved:
+            raise DecisionRefused("You approved this already: it needs another reviewer's approval.")
+
+    def _may_release(self, user) -> bool:
+        """Whether ``user`` may release the claim on this call: its holder, or an admin freeing a
+        stuck item (``audit.roles``: *administer*). ``release`` puts the same rule in its
+        conditional update."""
+        return self.claimed_by_id == user.pk or roles.may(user, "administer")
+
+    def _given(self, name: str, read) -> bool:
+        """The annotation ``name`` when the instance carries it (SQL's NULL, as ``False``), else
+        what ``read()`` finds."""
+        value = self.__dict__.get(name, _NOT_GIVEN)
+        return bool(read() if value is _NOT_GIVEN else value)
+
+    def actions_for(self, user, *, now: datetime | None = None) -> Actions:
+        """What ``user`` may do with this call at ``now`` (default: now): an ``Actions``,
+        computed with the very checks its decisions and claims enforce (``_check_*``, in the
+        order the decisions run them), so a page offers a control exactly when the model would
+        take what it posts. All ``False`` once the call is no longer pending.
+
+        Uses ``approved_by_me`` and ``requested_by_me`` when the instance carries them for
+        ``user`` (``ApprovalQuerySet.with_progress(user)``, or a page that read the decisions
+        itself); else asks the database, one query each, only when a rule needs it (load ``run``
+        and ``interaction`` with the row for ``is_requester``). Raises nothing."""
+        if not self.is_pending:
+            return Actions()
+        now = now or timezone.now()
+        claimed = self._claimed(now)
+        mine = claimed and self.claimed_by_id == user.pk
+        may_decide = _passes(self._check_decider, user)
+        requester = None
+        if not self.creator_may_approve:
+            requester = self._given("requested_by_me", lambda: self.is_requester(user))
+        approved = may_decide and self._given("approved_by_me", lambda: user.pk in self._approvers())
+
+        def can(kind: str) -> bool:
+            # What approve() and reject() check, in their order, less what a person cannot get
+            # wrong by using the page (the hash shown, the reason, the arguments typed).
+            if not may_decide:
+                return False
+            try:
+                self._check_decision(user, kind, requester=requester)
+                self._check_claim(user, now)
+                if kind == tools.APPROVE:
+                    self._check_fits_schema()
+                if kind != tools.REJECT:
+                    self._check_not_approved(approved)
+            except (PermissionDenied, DecisionRefused):
+                return False
+            return True
+
+        return Actions(
+            may_decide=may_decide,
+            claimed_by_me=mine,
+            claimed_by_other=claimed and not mine,
+            creator_blocked=bool(requester),
+            can_approve=can(tools.APPROVE),
+            can_edit=can(tools.EDIT),
+            can_respond=can(tools.RESPOND),
+            can_reject=can(tools.REJECT),
+            can_claim=may_decide and (mine or not claimed),
+            can_release=claimed and self._may_release(user),
+        )
 
     # --- Claims --------------------------------------------------------------------------------
 
@@ -268,15 +506,12 @@ class Approval(models.Model):
         """Claim this pending call for ``by`` until ``lease`` from now (renewing their own claim).
         Returns ``False`` when someone else holds an unexpired claim or it is no longer pending.
         Raises ``PermissionDenied`` when ``by`` may not decide it."""
-        from audit import log
-
-        self.check_group(by)
+        self._check_decider(by)
         now = timezone.now()
         with transaction.atomic():
-            won = Approval.objects.filter(
-                Q(claimed_until__isnull=True) | Q(claimed_until__lte=now) | Q(claimed_by=by),
-                pk=self.pk, status=self.Status.PENDING,
-            ).update(claimed_by=by, claimed_until=now + lease)
+            won = Approval.objects.pending().filter(_claim_lapsed(now) | Q(claimed_by=by), pk=self.pk).update(
+                claimed_by=by, claimed_until=now + lease
+            )
             if won:
                 log.record(actor=by, verb="approval.claimed", obj=self, run=self.run_id,
                              after={"call_id": self.call_id, "until": (now + lease).isoformat()})
@@ -289,13 +524,11 @@ class Approval(models.Model):
         given). Rows other reviewers are claiming at this instant are skipped, not waited for
         (``SELECT … FOR UPDATE SKIP LOCKED``), so many reviewers pulling work from one queue
         never get the same item. Returns the claimed approval or ``None``."""
-        from audit import log
-
         now = timezone.now()
         base = (queryset if queryset is not None else cls.objects.all()).decidable_by(by)
         with transaction.atomic():
             approval = (
-                base.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+                base.unclaimed(now)
                 .exclude(decisions__user=by)
                 .select_for_update(skip_locked=True, of=("self",))
                 .order_by("created_at", "id")
@@ -310,12 +543,13 @@ class Approval(models.Model):
         return approval
 
     def release(self, *, by) -> bool:
-        """Give up a claim: its holder, or an admin freeing a stuck item (``audit.roles``:
-        *administer*)."""
-        from audit import log
-
+        """Give up the claim that holds this call: its holder, or an admin freeing a stuck item
+        (``_may_release``). Returns whether it released one: ``False`` when no unexpired claim
+        holds the call or it is someone else's."""
         with transaction.atomic():
-            claims = Approval.objects.filter(pk=self.pk, claimed_by__isnull=False)
+            # The rule in the update itself: a claim that changed hands since this row was read
+            # is not released by its former holder.
+            claims = Approval.objects.claimed(timezone.now()).filter(pk=self.pk)
             if not roles.may(by, "administer"):
                 claims = claims.filter(claimed_by=by)
             held_by = self.claimed_by.get_username() if self.claimed_by else None
@@ -339,34 +573,35 @@ class Approval(models.Model):
         approved the arguments in force, the tool body runs in a worker.
 
         Returns whether this decision counted: ``False`` when the call was already decided (a
-        double click, another reviewer). Raises ``PermissionDenied`` (not in the approver group,
-        or a requester where policy forbids it, also after an edit made the policy stricter) and
-        ``DecisionRefused``; either leaves everything as it was (one transaction).
+        double click, another reviewer). Raises ``PermissionDenied`` (not in the approver group
+        or without the reviewer role, or a requester where policy forbids it, also after an edit
+        made the policy stricter) and ``DecisionRefused`` (a decision the tool does not allow,
+        stale arguments, someone else's claim, arguments outside the schema, a reviewer who
+        approved the arguments in force already: they may reject them, not approve or edit
+        them again); either leaves everything as it was (one transaction).
+        ``actions_for`` says beforehand which of these a person may take.
         """
-        from audit import log
         from approvals.tasks import execute_function_call
 
-        kind = "respond" if result is not None else "edit" if arguments is not None else "approve"
-        if self.requires_manual_result and result is None:
-            raise DecisionRefused(f"{self.function_name} has no body in Handoff: type the result to send.")
+        kind = tools.RESPOND if result is not None else tools.EDIT if arguments is not None else tools.APPROVE
         with transaction.atomic():
             approval = self._locked_for_decision(by, shown_hash, kind)
             if approval is None:
                 return False
-            if arguments is not None and "edit" not in approval.allowed_decisions:
+            if arguments is not None and tools.EDIT not in approval.allowed_decisions:
                 raise DecisionRefused(f"{approval.function_name} does not allow this decision (edit).")
+            # Who approved the arguments in force (``approvals_so_far``), read under the approval's
+            # lock, which keeps other decisions out until this one commits.
+            approvers = approval._approvers()
             if arguments is not None and arguments != approval.current_arguments:
+                # Whoever approved the arguments shown has decided them: they may reject, not
+                # replace them (what the page offers them, ``actions_for``).
+                approval._check_not_approved(by.pk in approvers)
                 approval._edit(arguments, by=by)  # DecisionRefused, PermissionDenied
-            elif approval.schema_error and result is None:
-                raise DecisionRefused(f"The arguments do not fit {approval.function_name}'s schema: edit them "
-                                      "so they do, or reject the call.")
-            # Who approved the arguments in force (``approvals_so_far``), read once: the approval's
-            # lock keeps other decisions out until this one commits.
-            approvers = set(approval.decisions.filter(verdict=Decision.Verdict.APPROVE,
-                                                      arguments_hash=approval.arguments_hash)
-                            .values_list("user_id", flat=True))
-            if by.pk in approvers:
-                raise DecisionRefused("You approved this already: it needs another reviewer's approval.")
+                approvers = approval._approvers()
+            elif result is None:
+                approval._check_fits_schema()
+            approval._check_not_approved(by.pk in approvers)
             Decision.objects.create(approval=approval, user=by, verdict=Decision.Verdict.APPROVE,
                                     arguments_hash=approval.arguments_hash, arguments=approval.current_arguments)
             count = len(approvers) + 1
@@ -399,33 +634,38 @@ class Approval(models.Model):
         model receives an error ``function_result`` carrying the reason and the run goes on.
         Returns whether this decision counted; raises ``PermissionDenied`` and
         ``DecisionRefused``."""
-        from audit import log
-
         reason = reason.strip()
         if not reason:
             raise DecisionRefused("A rejection needs a reason: the model is told it.")
         with transaction.atomic():
-            approval = self._locked_for_decision(by, shown_hash, "reject")
+            approval = self._locked_for_decision(by, shown_hash, tools.REJECT)
             if approval is None:
                 return False
             Decision.objects.create(approval=approval, user=by, verdict=Decision.Verdict.REJECT, reason=reason,
                                     arguments_hash=approval.arguments_hash, arguments=approval.current_arguments)
             result = {"error": f"A reviewer rejected this call: {reason}"}
-            approval.status = self.Status.REJECTED
-            approval.decided_by, approval.decided_at, approval.reason = by, timezone.now(), reason
-            approval.claimed_by = approval.claimed_until = None
+            approval._close(self.Status.REJECTED, actor=by, by=by, reason=reason,
+                            after={"function_name": approval.function_name, "arguments": approval.current_arguments,
+                                   "reason": reason, "result": result})
             metrics.decided(approval, "rejected")  # decision latency, counted on commit
-            approval.save()
-            log.record(
-                actor=by, verb="approval.rejected", obj=approval, run=approval.run,
-                before={"status": self.Status.PENDING},
-                after={"status": self.Status.REJECTED, "call_id": approval.call_id,
-                       "function_name": approval.function_name, "arguments": approval.current_arguments,
-                       "reason": reason, "result": result},
-            )
             approval.settle(result, is_error=True)
         self._take_fields(approval)
         return True
+
+    def _close(self, status: str, *, actor, reason: str, by=None, now=None, after: dict[str, Any]) -> None:
+        """Close this pending approval as ``status`` (rejected or expired) for ``reason``: decided
+        by ``by`` (a user; ``None`` when no person decided) at ``now`` (default: now), its claim
+        dropped, saved, and the ``approval.<status>`` event recorded for ``actor`` (a user or a
+        ``system:<component>`` string) with ``after`` beyond the status and call id. The caller
+        holds this row's lock (the lock order) in its transaction, checked that the call is
+        pending, and sends the model its result (``settle``) afterwards."""
+        self.status = status
+        self.decided_by, self.decided_at, self.reason = by, now or timezone.now(), reason
+        self.claimed_by = self.claimed_until = None
+        self.save(update_fields=["status", "decided_by", "decided_at", "reason", "claimed_by", "claimed_until"])
+        log.record(actor=actor, verb=f"approval.{status}", obj=self, run=self.run_id,
+                     before={"status": self.Status.PENDING},
+                     after={"status": status, "call_id": self.call_id, **after})
 
     def _take_fields(self, decided: "Approval") -> None:
         """Take the columns of ``decided``, this row as a decision locked, changed and saved it:
@@ -442,11 +682,10 @@ class Approval(models.Model):
         against the tool's schema, evaluate policy on them, keep the stricter requirement, and
         check again that ``by`` may approve under it. Raises ``DecisionRefused`` (schema) and
         ``PermissionDenied``; the caller's transaction rolls everything back then."""
-        from approvals import policies, tools
-        from audit import log
-
-        tools.validate_arguments(self.function_name, arguments)  # DecisionRefused
-        requirement = policies.evaluate(self.function_name, arguments)
+        problem = tools.edit_error(self.function_name, arguments)
+        if problem:
+            raise DecisionRefused(problem)
+        requirement = tools.evaluate(self.function_name, arguments)
         before = self._requirement_fields()
         if requirement.needs_approval:
             self.approvals_required = max(self.approvals_required, requirement.approvals_required)
@@ -473,41 +712,20 @@ class Approval(models.Model):
                 "creator_may_approve": self.creator_may_approve, "policy": self.policy,
                 "deadline_at": self.deadline_at.isoformat() if self.deadline_at else None}
 
-    def check_group(self, user) -> None:
-        """Raises ``PermissionDenied`` unless ``user`` is in this call's approver group: what a
-        page checks before it reads a decision's form. Every decision checks it again, and the
-        rest, under the approval's lock (``_locked_for_decision``)."""
-        if not in_group(user, self.approver_group):
-            raise PermissionDenied(f"Only members of the {self.approver_group} group may decide this call.")
-
-    def _check_may_approve(self, user) -> None:
-        """Raises ``PermissionDenied`` unless ``user`` may approve this call as it now stands."""
-        self.check_group(user)
-        if not self.creator_may_approve and self.is_requester(user):
-            raise PermissionDenied("Policy: whoever asked for this call (started or continued its run) may not "
-                                   "approve it; another reviewer must.")
-
     def _locked_for_decision(self, by, shown_hash: str, kind: str) -> "Approval | None":
         """This approval, locked so decisions on it queue one behind the other, after the checks
-        every decision passes; ``None`` when it is no longer pending. Locks the run, the
-        interaction and then the approval (the lock order, see the module docstring). Call
-        inside a transaction."""
+        every decision passes (``_check_decision``, the shown hash, ``_check_claim``); ``None``
+        when it is no longer pending. Locks the run, the interaction and then the approval (the
+        lock order, see the module docstring). Call inside a transaction."""
         interaction = execution.lock_interaction(self.interaction_id, run_pk=self.run_id)
         approval = Approval.objects.select_for_update(of=("self",)).get(pk=self.pk)
         approval.interaction, approval.run = interaction, interaction.run
-        if kind == "reject":
-            approval.check_group(by)
-        else:
-            approval._check_may_approve(by)
-        if kind not in approval.allowed_decisions:
-            raise DecisionRefused(f"{approval.function_name} does not allow this decision ({kind}).")
+        approval._check_decision(by, kind)
         if not approval.is_pending:
             return None
         if approval.arguments_hash != shown_hash:
             raise DecisionRefused("The arguments changed since they were shown: reload the page and decide again.")
-        if approval.is_claimed and approval.claimed_by_id != by.pk:
-            until = timezone.localtime(approval.claimed_until).strftime("%H:%M")
-            raise DecisionRefused(f"{approval.claimed_by.get_username()} has claimed this call until {until}.")
+        approval._check_claim(by, timezone.now())
         return approval
 
     # --- Deadlines -----------------------------------------------------------------------------
@@ -518,7 +736,6 @@ class Approval(models.Model):
         Conditional updates make a second run of the same check a no-op. Returns whether this
         call changed the approval."""
         from approvals import notifications
-        from audit import log
 
         now = now or timezone.now()
         with transaction.atomic():
@@ -541,22 +758,15 @@ class Approval(models.Model):
                                                    "deadline_at": approval.deadline_at.isoformat()})
                 notifications.queue(approval, "escalated")
                 return True
-            approval.status = self.Status.EXPIRED
-            approval.decided_at = now
-            approval.reason = "No reviewer decided before the deadline."
-            approval.claimed_by = approval.claimed_until = None
-            approval.save()
             result = {"error": "Expired: no reviewer decided before the deadline, so the call was not run."}
-            log.record(actor="system:deadlines", verb="approval.expired", obj=approval, run=approval.run,
-                         before={"status": self.Status.PENDING},
-                         after={"status": self.Status.EXPIRED, "call_id": approval.call_id, "result": result})
+            approval._close(self.Status.EXPIRED, actor="system:deadlines", now=now,
+                            reason="No reviewer decided before the deadline.", after={"result": result})
             approval.settle(result, is_error=True)
         return True
 
     def remind(self, *, now=None) -> bool:
         """Send the reminder due before the deadline, once (conditional update)."""
         from approvals import notifications
-        from audit import log
 
         now = now or timezone.now()
         with transaction.atomic():
@@ -602,9 +812,6 @@ class Approval(models.Model):
         model still hears about the call exactly once. Raises ``StillExecuting`` while another
         worker's claim has not run out.
         """
-        from approvals import tools
-        from audit import log
-
         now = timezone.now()
         claimed = Approval.objects.filter(
             pk=self.pk, status__in=[self.Status.AUTO, self.Status.APPROVED],
@@ -642,8 +849,6 @@ class Approval(models.Model):
         """Settle a call whose execution claim ran out with no result recorded (see ``execute``).
         Raises ``StillExecuting`` when the claim is still within its lease. Returns whether this
         call settled it."""
-        from audit import log
-
         now = now or timezone.now()
         if self.executed_at is not None:
             # The body's result was committed: settle with it, it is not unknown.
@@ -776,8 +981,7 @@ def settle_function_calls(interaction: Interaction) -> str:
     Registered as ``runs.execution.hooks.handle_requires_action``; runs inside the transaction
     that records the interaction. Returns the run's new status.
     """
-    from approvals import notifications, policies, tools
-    from audit import log
+    from approvals import notifications
     from approvals.tasks import execute_function_call
 
     waiting = False
@@ -788,7 +992,7 @@ def settle_function_calls(interaction: Interaction) -> str:
         # Arguments are checked against the tool's schema before its policy sees them: the model
         # can send anything (a negative amount, a string for a number, NaN).
         problem = tools.schema_error(step.name, arguments)
-        requirement = policies.evaluate(step.name, arguments, schema_error=problem)
+        requirement = tools.evaluate(step.name, arguments, schema_error=problem)
         approval, created = Approval.objects.get_or_create(
             interaction=interaction,
             call_id=step.call_id,
@@ -839,17 +1043,8 @@ def expire_for_cancelled_run(*, run: Run, by) -> None:
     order), so none is under way here; a claim or reminder holds an approval alone for an
     instant, and is waited for: every pending call closes, none is skipped.
     """
-    from audit import log
-
     now = timezone.now()
+    reason = f"The run was cancelled by {by.get_username() if by else 'the system'}."
     for approval in Approval.objects.select_for_update(of=("self",)).filter(run=run, status=Approval.Status.PENDING):
-        approval.status = Approval.Status.EXPIRED
-        approval.decided_at = now
-        approval.reason = f"The run was cancelled by {by.get_username() if by else 'the system'}."
-        approval.claimed_by = approval.claimed_until = None
-        approval.save(update_fields=["status", "decided_at", "reason", "claimed_by", "claimed_until"])
-        log.record(
-            actor=by or "system:worker", verb="approval.expired", obj=approval, run=run,
-            before={"status": Approval.Status.PENDING},
-            after={"status": Approval.Status.EXPIRED, "call_id": approval.call_id, "reason": approval.reason},
-        )
+        approval._close(Approval.Status.EXPIRED, actor=by or "system:worker", now=now, reason=reason,
+                        after={"reason": reason})

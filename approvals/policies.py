@@ -1,13 +1,16 @@
 """Policy: per function call, whether it runs at once or waits for people, and which.
 
 Policies are plain functions registered with their tool (``approvals.tools.register``); they see
-the call's arguments and return a ``Requirement``.
+the call's arguments and return a ``Requirement``. Which policy judges a call (its tool's, or a
+person's when the tool has no body or the arguments do not fit its schema) is
+``approvals.tools.evaluate``'s: this module imports nothing of ``approvals``, so the tools can
+import it for their default policy.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -69,29 +72,3 @@ def refund_policy(arguments: dict[str, Any]) -> Requirement:
             deadline=timedelta(hours=4), remind_before=timedelta(minutes=30),
         )
     return Requirement(False, f"Refund of ${amount:,.2f} is within ${REFUND_REVIEW_THRESHOLD}: runs at once.")
-
-
-def evaluate(name: str, arguments: dict[str, Any], *, schema_error: str = "") -> Requirement:
-    """The policy requirement for a call of ``name`` with ``arguments``.
-
-    ``schema_error`` (``tools.schema_error``): the arguments do not fit the tool's schema. Such a
-    call never runs at once, whatever its policy says of it: it waits for a person, who sees
-    the error and decides, with at least what the policy would ask (a policy that fails on the
-    arguments asks for one reviewer)."""
-    if schema_error:
-        try:
-            asked = evaluate(name, arguments)
-        except Exception:  # a policy written for valid arguments may fail on others
-            asked = Requirement(True, "")
-        return replace(
-            asked, needs_approval=True,
-            reason=f"The arguments do not fit {name}'s schema ({schema_error}): a person decides.",
-        )
-    from approvals import tools  # tools import this module for their default policy
-
-    tool = tools.get(name)
-    if tool is None:
-        return Requirement(True, f"{name} is not a registered tool: a person answers it by hand.", manual_result=True)
-    if tool.function is None:
-        return Requirement(True, f"{name} has no body in Handoff: a person answers it by hand.", manual_result=True)
-    return tool.policy(arguments)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import jsonschema
@@ -120,16 +120,45 @@ def _shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def validate_arguments(name: str, arguments: Any) -> None:
-    """Check edited ``arguments`` against the tool's JSON Schema. Raises
-    ``approvals.models.DecisionRefused`` naming the first problem."""
-    from approvals.models import DecisionRefused
-
+def edit_error(name: str, arguments: Any) -> str:
+    """Why edited ``arguments`` cannot be put in force for a call of ``name``: one sentence for
+    the person who typed them, or ``""`` when they fit the tool's JSON Schema. The edit form
+    shows it as the field's error; ``Approval.approve`` refuses the edit with it
+    (``DecisionRefused``), so the page and the model say the same."""
     if registry.get(name) is None:
-        raise DecisionRefused(f"{name} is not a registered tool: its arguments cannot be edited.")
+        return f"{name} is not a registered tool: its arguments cannot be edited."
     problem = schema_error(name, arguments)
     if problem:
-        raise DecisionRefused(f"The edited arguments do not fit {name}'s schema ({problem}).")
+        return f"The edited arguments do not fit {name}'s schema ({problem})."
+    return ""
+
+
+def evaluate(name: str, arguments: dict[str, Any], *, schema_error: str = "") -> policies.Requirement:
+    """The policy requirement for a call of ``name`` with ``arguments``: its tool's policy, or a
+    person's answer when Handoff has no tool or no body for it.
+
+    ``schema_error``: why the arguments do not fit the tool's schema (``schema_error(name,
+    arguments)``), ``""`` when they fit. Such a
+    call never runs at once, whatever its policy says of it: it waits for a person, who sees
+    the error and decides, with at least what the policy would ask (a policy that fails on the
+    arguments asks for one reviewer)."""
+    if schema_error:
+        try:
+            asked = evaluate(name, arguments)
+        except Exception:  # a policy written for valid arguments may fail on others
+            asked = policies.Requirement(True, "")
+        return replace(
+            asked, needs_approval=True,
+            reason=f"The arguments do not fit {name}'s schema ({schema_error}): a person decides.",
+        )
+    tool = registry.get(name)
+    if tool is None:
+        return policies.Requirement(True, f"{name} is not a registered tool: a person answers it by hand.",
+                                    manual_result=True)
+    if tool.function is None:
+        return policies.Requirement(True, f"{name} has no body in Handoff: a person answers it by hand.",
+                                    manual_result=True)
+    return tool.policy(arguments)
 
 
 def declarations(names: list[str]) -> list[dict[str, Any]]:

@@ -12,8 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,10 +24,11 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from approvals import tools
 from approvals.forms import ApproveForm, BulkDecisionForm, EditForm, QueueFilterForm, RejectForm
-from approvals.models import Approval, Decision, DecisionRefused, is_reviewer
+from approvals.models import Approval, Decision, DecisionRefused, state_conditions
 from audit import roles
 from runs import gemini
-from runs.models import Interaction, Step
+from runs.formats import duration
+from runs.models import Step
 
 # The queue lists this many calls of a tab; the tab counts are exact whatever their size.
 QUEUE_LIMIT = 200
@@ -43,76 +43,30 @@ AGES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "1d": timedelta(days
 APPROVE = Decision.Verdict.APPROVE
 
 
-# --- Who may do what -------------------------------------------------------------------------
-
-
-def _with_progress(approvals: QuerySet[Approval], user) -> QuerySet[Approval]:
-    """``approvals`` annotated with ``approvals_count`` (approve decisions on the arguments in
-    force, as ``Approval.approvals_so_far`` counts them) and ``approved_by_me``, in the same
-    query: a list shows "1 of 2 approvals" without a query per row."""
-    counting = Decision.objects.filter(
-        approval=OuterRef("pk"), verdict=APPROVE, arguments_hash=OuterRef("arguments_hash")
-    )
-    # Approval.is_requester, for every row in the same query.
-    asked = Interaction.objects.filter(
-        run_id=OuterRef("run_id"), sequence__lte=OuterRef("interaction__sequence"), requested_by=user.pk
-    )
-    return approvals.annotate(
-        approvals_count=Coalesce(
-            Subquery(counting.order_by().values("approval").annotate(n=Count("pk")).values("n")[:1]), 0
-        ),
-        approved_by_me=Exists(counting.filter(user=user.pk)),
-        requested_by_me=ExpressionWrapper(Q(Exists(asked)) | Q(run__created_by=user.pk), output_field=BooleanField()),
-    )
-
-
-def _span(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return "under a minute"
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
+# --- What the desk shows --------------------------------------------------------------------
 
 
 def _time_left(approval: Approval, now: datetime) -> dict[str, Any] | None:
-    """The deadline of a pending call as shown: ``text`` ("1 h 05 min left", "overdue by
-    3 min"), ``overdue``, ``soon``; ``None`` when it has no deadline or is no longer pending."""
+    """The deadline of a pending call as shown: ``text`` ("1h 05m left", "overdue by 3m 10s",
+    in the project's one duration format), ``overdue``, ``soon``; ``None`` when it has no
+    deadline or is no longer pending. Display, not a right: ``Approval.actions_for`` holds those."""
     if approval.deadline_at is None or not approval.is_pending:
         return None
     seconds = (approval.deadline_at - now).total_seconds()
     if seconds <= 0:
-        return {"text": f"overdue by {_span(-seconds)}", "overdue": True, "soon": False}
-    return {"text": f"{_span(seconds)} left", "overdue": False, "soon": seconds <= DUE_SOON.total_seconds()}
+        return {"text": f"overdue by {duration(-seconds * 1000)}", "overdue": True, "soon": False}
+    return {"text": f"{duration(seconds * 1000)} left", "overdue": False,
+            "soon": seconds <= DUE_SOON.total_seconds()}
 
 
-def _desk(approval: Approval, user, groups: frozenset[str], now: datetime) -> Approval:
-    """Set what a person may do with ``approval`` on it, for the templates (``may_decide``,
-    ``can_approve``, ``can_edit``, ``can_respond``, ``can_reject``, ``can_claim``,
-    ``can_release``, ``claimed_by_me``, ``claimed_by_other``, ``creator_blocked``,
-    ``time_left``). Expects ``approvals_count`` and ``approved_by_me`` (``_with_progress``).
-    The views check again when the person acts; the model has the last word."""
-    allowed = set(approval.allowed_decisions)
-    claimed = approval.is_pending and approval.claimed_until is not None and approval.claimed_until > now
-    approval.claimed_by_me = claimed and approval.claimed_by_id == user.pk
-    approval.claimed_by_other = claimed and not approval.claimed_by_me
-    approval.may_decide = approval.is_pending and approval.approver_group in groups and roles.may(user, "decide")
-    open_to_me = approval.may_decide and not approval.claimed_by_other
-    approval.creator_blocked = not approval.creator_may_approve and approval.requested_by_me
-    may_approve = open_to_me and not approval.creator_blocked and not approval.approved_by_me
-    approval.can_approve = (may_approve and "approve" in allowed and not approval.requires_manual_result
-                            and not approval.schema_error)
-    approval.can_edit = may_approve and "edit" in allowed and not approval.requires_manual_result
-    approval.can_respond = may_approve and ("respond" in allowed or approval.requires_manual_result)
-    approval.can_reject = open_to_me and "reject" in allowed
-    approval.can_claim = approval.may_decide and not claimed
-    approval.can_release = claimed and (approval.claimed_by_me or roles.may(user, "administer"))
-    approval.time_left = _time_left(approval, now)
-    return approval
+def _on_desk(approvals: list[Approval], user, now: datetime) -> list[Approval]:
+    """``approvals`` as the desk shows them to ``user``: each with ``actions`` (what ``user`` may
+    do, ``Approval.actions_for``) and ``time_left`` (``_time_left``). Rows from
+    ``with_progress(user)`` cost no query here."""
+    for approval in approvals:
+        approval.actions = approval.actions_for(user, now=now)
+        approval.time_left = _time_left(approval, now)
+    return approvals
 
 
 def _next_url(request: HttpRequest, default: str) -> str:
@@ -132,17 +86,6 @@ def _go(request: HttpRequest, url: str) -> HttpResponse:
 
 
 # --- The queue -------------------------------------------------------------------------------
-
-
-def _state_filters(now: datetime) -> dict[str, Q]:
-    """The queue's tabs. *Pending* holds every call waiting for people, claimed or not;
-    *Claimed* those of them someone holds right now."""
-    return {
-        "pending": Q(status=Approval.Status.PENDING),
-        "claimed": Q(status=Approval.Status.PENDING, claimed_until__gt=now),
-        "decided": Q(status__in=[Approval.Status.APPROVED, Approval.Status.REJECTED]),
-        "expired": Q(status=Approval.Status.EXPIRED),
-    }
 
 
 def _filtered(form: QueueFilterForm, user, now: datetime) -> QuerySet[Approval]:
@@ -202,7 +145,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     form.is_valid()
     state = form.cleaned_data.get("state") or "pending"
     now = timezone.now()
-    states = _state_filters(now)
+    states = state_conditions(now)
     with _one_snapshot():
         # The counts and the list come from the same filtered queryset and the same state
         # conditions, so a tab's count is the length of its list (up to QUEUE_LIMIT).
@@ -210,16 +153,15 @@ def queue(request: HttpRequest) -> HttpResponse:
         counts = approvals.aggregate(**{name: Count("pk", filter=q) for name, q in states.items()})
         order = ("created_at", "id") if state in ("pending", "claimed") else ("-decided_at", "-id")
         rows = list(
-            _with_progress(approvals.filter(states[state]), request.user)
+            approvals.in_state(state, now=now).with_progress(request.user)
             .select_related("run", "claimed_by", "decided_by")
             .order_by(*order)[:QUEUE_LIMIT]
         )
-    groups = roles.group_names(request.user)
     filters = form.active_filters()
     context = {
         "form": form,
         "state": state,
-        "rows": [_desk(row, request.user, groups, now) for row in rows],
+        "rows": _on_desk(rows, request.user, now),
         "tabs": [(name, label, counts[name], _query_string(filters, state=name if name != "pending" else ""))
                  for name, label in QueueFilterForm.STATES.items()],
         "count": counts[state],
@@ -239,10 +181,23 @@ def queue(request: HttpRequest) -> HttpResponse:
 # --- One approval ----------------------------------------------------------------------------
 
 
-def _get_approval(pk: int) -> Approval:
-    return get_object_or_404(
+def _get_approval_for_user(request: HttpRequest, pk: int, *, action: str = "read") -> Approval:
+    """The approval ``pk``, for ``request.user`` to take ``action`` on it: ``read`` (anyone
+    signed in: ``login_required``), ``decide`` (approve, reject, claim: the reviewer role, then
+    the call's approver group) or ``release`` (while a claim holds the call: its holder or an
+    admin). Raises ``PermissionDenied`` (403) with the reason, from ``audit.roles`` before the
+    lookup when the user's roles never allow ``action``, from the call's own rules after it;
+    ``Http404`` when there is no such approval. The model checks again when the person acts."""
+    if action == "decide":
+        roles.require(request.user, "decide")
+    approval = get_object_or_404(
         Approval.objects.select_related("run", "interaction", "decided_by", "claimed_by"), pk=pk
     )
+    if action == "decide":
+        approval.check_group(request.user)
+    elif action == "release" and approval.is_claimed and not approval.actions_for(request.user).can_release:
+        raise PermissionDenied("Only the holder of a claim, or an admin, may release it.")
+    return approval
 
 
 def _call_index(approval: Approval) -> Subquery:
@@ -305,14 +260,13 @@ def _render_approval(
     approval.approvals_count = len(counting)
     approval.approved_by_me = any(d.user_id == user.pk for d in counting)
     approval.requested_by_me = approval.is_requester(user)
-    _desk(approval, user, roles.group_names(user), timezone.now())
+    _on_desk([approval], user, timezone.now())
     # A refused decision shows the current arguments: the forms carry their hash afresh.
     initial = {"shown_hash": approval.arguments_hash}
     context = {
         "approval": approval,
         "tool": tools.get(approval.function_name),
         "decisions": decisions,
-        "is_reviewer": is_reviewer(user),
         "approve_form": approve_form or ApproveForm(initial=initial),
         "respond_form": respond_form or ApproveForm(initial=initial, requires_result=True),
         "edit_form": edit_form or EditForm(initial=initial, function_name=approval.function_name,
@@ -336,7 +290,7 @@ def approval_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """What is being decided (the call, the tool, the model's stated reason, the policy, who
     approved so far, deadline and claim) and the forms to decide it, as the tool's decisions
     allow, for those who may. An htmx request gets only the ``approval-decision`` partial."""
-    return _render_approval(request, _get_approval(pk))
+    return _render_approval(request, _get_approval_for_user(request, pk))
 
 
 @login_required
@@ -346,8 +300,7 @@ def approval_box(request: HttpRequest, pk: int) -> HttpResponse:
     status, who decided and when, the policy or reason, the result sent, a link to this call's
     page), alone: the box polls it while the call is open (``Approval.is_open``) and its run
     active. Anyone signed in may read it; 404 for no such approval."""
-    approval = get_object_or_404(Approval.objects.select_related("run", "decided_by"), pk=pk)
-    return render(request, "approvals/_approval_box.html", {"approval": approval})
+    return render(request, "approvals/_approval_box.html", {"approval": _get_approval_for_user(request, pk)})
 
 
 def _decided(request: HttpRequest, approval: Approval, won: bool, success: str) -> HttpResponse:
@@ -371,9 +324,7 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
     group (or its run's creator where policy forbids it); 400 for an invalid form (bad JSON,
     arguments outside the tool's schema); 409 when the model refuses the decision (arguments
     changed since shown, claimed by someone else, approved twice by the same person)."""
-    roles.require(request.user, "decide")
-    approval = _get_approval(pk)
-    approval.check_group(request.user)
+    approval = _get_approval_for_user(request, pk, action="decide")
     if "arguments" in request.POST:
         form = EditForm(request.POST, function_name=approval.function_name, current=approval.current_arguments)
         bound = {"edit_form": form}
@@ -410,9 +361,7 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
 def reject(request: HttpRequest, pk: int) -> HttpResponse:
     """Reject a pending call with a reason. 403 for someone outside the call's approver group;
     400 for an invalid form; 409 when the model refuses the decision."""
-    roles.require(request.user, "decide")
-    approval = _get_approval(pk)
-    approval.check_group(request.user)
+    approval = _get_approval_for_user(request, pk, action="decide")
     form = RejectForm(request.POST)
     if not form.is_valid():
         return _render_approval(request, approval, reject_form=form, status=400)
@@ -439,9 +388,8 @@ def _until(approval: Approval) -> str:
 def claim(request: HttpRequest, pk: int) -> HttpResponse:
     """Claim a pending call for a lease (``approvals.models.CLAIM_LEASE``), or renew one's own
     claim. 403 outside the call's approver group. Redirects to ``next`` or the call's page."""
-    roles.require(request.user, "decide")
-    approval = _get_approval(pk)
-    if approval.claim(by=request.user):  # PermissionDenied: 403
+    approval = _get_approval_for_user(request, pk, action="decide")
+    if approval.claim(by=request.user):
         messages.success(request, f"You hold {approval.function_name} #{approval.pk} until {_until(approval)}.")
     elif approval.is_claimed:
         holder = approval.claimed_by.get_username()
@@ -455,12 +403,10 @@ def claim(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @vary_on_headers("HX-Request")
 def release(request: HttpRequest, pk: int) -> HttpResponse:
-    """Give up a claim: its holder, or a superuser freeing someone else's (403 otherwise)."""
-    approval = _get_approval(pk)
+    """Give up a claim: its holder, or an admin freeing someone else's (403 otherwise)."""
+    approval = _get_approval_for_user(request, pk, action="release")
     if not approval.is_claimed:
         messages.info(request, "No one holds a claim on this call.")
-    elif approval.claimed_by_id != request.user.pk and not roles.may(request.user, "administer"):
-        raise PermissionDenied("Only the holder of a claim, or an admin, may release it.")
     else:
         holder = approval.claimed_by.get_username()
         if approval.release(by=request.user):
@@ -500,12 +446,11 @@ def _preview(request: HttpRequest, form: QueueFilterForm, pks: list[int] | None)
         approvals = Approval.objects.filter(pk__in=pks[:BULK_LIMIT])
     else:
         state = "claimed" if form.cleaned_data.get("state") == "claimed" else "pending"
-        approvals = _filtered(form, request.user, now).filter(_state_filters(now)[state])
+        approvals = _filtered(form, request.user, now).in_state(state, now=now)
     total = approvals.count()
-    rows = list(_with_progress(approvals, request.user).select_related("run", "claimed_by", "decided_by")
+    rows = list(approvals.with_progress(request.user).select_related("run", "claimed_by", "decided_by")
                 .order_by("created_at", "id")[:BULK_LIMIT])
-    groups = roles.group_names(request.user)
-    return [_desk(row, request.user, groups, now) for row in rows], total
+    return _on_desk(rows, request.user, now), total
 
 
 def _decide_each(user, items: list[tuple[int, str]], verdict: str, reason: str) -> list[dict[str, Any]]:

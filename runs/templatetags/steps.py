@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from django import template
 from django.utils import timezone
 
+from runs.formats import duration
 from runs.models import Step
 
 register = template.Library()
@@ -53,23 +54,8 @@ def compact_json(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-@register.filter
-def duration(ms: int | None) -> str:
-    """A duration in milliseconds as a short human string: ``850 ms``, ``12.3 s``, ``4m 12s``,
-    ``2h 05m``; an em dash for ``None``."""
-    if ms is None or ms == "":
-        return "—"
-    ms = int(ms)
-    if ms < 1000:
-        return f"{ms} ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+# The project's one duration format (``runs.formats.duration``): ``{{ ms|duration }}``.
+register.filter("duration", duration)
 
 
 @register.filter
