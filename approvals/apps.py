@@ -6,6 +6,8 @@ class ApprovalsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # Registers approvals' tasks in every process: the models name them (EXECUTE_TASK).
+        from approvals import tasks  # noqa: F401
         from approvals.models import expire_for_cancelled_run, settle_function_calls
         from runs import execution
 

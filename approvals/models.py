@@ -22,13 +22,17 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals import metrics, tools
+from approvals import metrics, notifications, tools
 from approvals.policies import REVIEWERS_GROUP
 from audit import log, roles
 from runs import execution
 from runs.models import Interaction, Run, Step
 
 AUDITORS_GROUP = "auditors"
+
+# The task that runs a settled call's tool body (approvals.tasks calls this module, so it is named,
+# not imported: see runs.execution, SEND_TASK).
+EXECUTE_TASK = "approvals.tasks.execute_function_call"
 
 
 def arguments_hash(arguments: dict[str, Any]) -> str:
@@ -581,8 +585,6 @@ class Approval(models.Model):
         them again); either leaves everything as it was (one transaction).
         ``actions_for`` says beforehand which of these a person may take.
         """
-        from approvals.tasks import execute_function_call
-
         kind = tools.RESPOND if result is not None else tools.EDIT if arguments is not None else tools.APPROVE
         with transaction.atomic():
             approval = self._locked_for_decision(by, shown_hash, kind)
@@ -625,7 +627,7 @@ class Approval(models.Model):
             if done and result is not None:
                 approval.settle(result, is_error=False)
             elif done:
-                execute_function_call.delay_on_commit(approval.pk)
+                execution.task(EXECUTE_TASK).delay_on_commit(approval.pk)
         self._take_fields(approval)
         return True
 
@@ -735,8 +737,6 @@ class Approval(models.Model):
         deadline as long as the first) or reject as expired, sending the model an error result.
         Conditional updates make a second run of the same check a no-op. Returns whether this
         call changed the approval."""
-        from approvals import notifications
-
         now = now or timezone.now()
         with transaction.atomic():
             interaction = execution.lock_interaction(self.interaction_id, run_pk=self.run_id)
@@ -766,8 +766,6 @@ class Approval(models.Model):
 
     def remind(self, *, now=None) -> bool:
         """Send the reminder due before the deadline, once (conditional update)."""
-        from approvals import notifications
-
         now = now or timezone.now()
         with transaction.atomic():
             sent = Approval.objects.filter(
@@ -883,8 +881,6 @@ class Approval(models.Model):
         An interaction whose calls are all settled always has its follow-up intent (both are
         written in one transaction); an intent never sent is ``runs.execution.recover_stalled``'s.
         Returns the counts."""
-        from approvals.tasks import execute_function_call
-
         now = now or timezone.now()
         quiet_since = now - timedelta(seconds=settings.STRANDED_AFTER)
         unsettled = cls.objects.filter(settled_at__isnull=True, run__status__in=Run.ACTIVE_STATUSES)
@@ -895,7 +891,7 @@ class Approval(models.Model):
             execution_started_at__isnull=True,
         ).exclude(requires_manual_result=True)
         for pk in never_started.values_list("pk", flat=True):
-            execute_function_call.delay(pk)
+            execution.task(EXECUTE_TASK).delay(pk)
             counts["requeued"] += 1
         for approval in unsettled.filter(executed_at__lt=quiet_since):
             counts["settled"] += approval.settle(approval.result, is_error=approval.result_is_error)
@@ -981,9 +977,6 @@ def settle_function_calls(interaction: Interaction) -> str:
     Registered as ``runs.execution.hooks.handle_requires_action``; runs inside the transaction
     that records the interaction. Returns the run's new status.
     """
-    from approvals import notifications
-    from approvals.tasks import execute_function_call
-
     waiting = False
     now = timezone.now()
     for step in interaction.function_calls():
@@ -1030,7 +1023,7 @@ def settle_function_calls(interaction: Interaction) -> str:
             if approval.is_pending:
                 notifications.queue(approval, "requested")
         if approval.status == Approval.Status.AUTO and approval.settled_at is None:
-            execute_function_call.delay_on_commit(approval.pk)
+            execution.task(EXECUTE_TASK).delay_on_commit(approval.pk)
         waiting = waiting or approval.is_pending
     return Run.Status.WAITING_FOR_APPROVAL if waiting else Run.Status.RUNNING
 

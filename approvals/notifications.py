@@ -23,6 +23,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
+from runs import execution
+
+# The task that sends them (approvals.tasks calls this module, so it is named, not imported).
+SEND_TASK = "approvals.tasks.send_notifications"
+
 EVENTS = {
     "requested": "waits for a decision",
     "reminder": "is still waiting: its deadline is near",
@@ -32,9 +37,7 @@ EVENTS = {
 
 def queue(approval, event: str) -> None:
     """Send the notifications for ``event`` about ``approval`` once the transaction commits."""
-    from approvals.tasks import send_notifications
-
-    send_notifications.delay_on_commit(approval.pk, event)
+    execution.task(SEND_TASK).delay_on_commit(approval.pk, event)
 
 
 def deep_link(approval) -> str:

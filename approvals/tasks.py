@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from approvals import notifications
 from approvals.models import Approval, StillExecuting
 from runs import execution
 from runs.tasks import TRANSIENT_ERRORS, retry_send
@@ -45,8 +46,6 @@ def execute_function_call(approval_pk: int) -> None:
 def send_notifications(self, approval_pk: int, event: str) -> None:
     """Email the deciding group and call the webhook about an approval (``notifications``).
     The webhook is retried with backoff; email goes through Django's backend once."""
-    from approvals import notifications
-
     approval = Approval.objects.select_related("run").get(pk=approval_pk)
     if self.request.retries == 0:
         notifications.email(approval, event)

@@ -12,7 +12,7 @@ from celery import current_app
 
 ROOT = Path(__file__).resolve().parent.parent
 # The modules that queue tasks by name, and the app whose tasks they name.
-QUEUERS = {"runs.execution": "runs.tasks"}
+QUEUERS = {"runs.execution": "runs.tasks", "approvals.models": "approvals.tasks", "approvals.notifications": "approvals.tasks"}
 
 
 def test_the_import_contracts_hold():
