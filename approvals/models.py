@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
@@ -627,7 +628,7 @@ class Approval(models.Model):
             if done and result is not None:
                 approval.settle(result, is_error=False)
             elif done:
-                execution.task(EXECUTE_TASK).delay_on_commit(approval.pk)
+                current_app.tasks[EXECUTE_TASK].delay_on_commit(approval.pk)
         self._take_fields(approval)
         return True
 
@@ -891,7 +892,7 @@ class Approval(models.Model):
             execution_started_at__isnull=True,
         ).exclude(requires_manual_result=True)
         for pk in never_started.values_list("pk", flat=True):
-            execution.task(EXECUTE_TASK).delay(pk)
+            current_app.tasks[EXECUTE_TASK].delay(pk)
             counts["requeued"] += 1
         for approval in unsettled.filter(executed_at__lt=quiet_since):
             counts["settled"] += approval.settle(approval.result, is_error=approval.result_is_error)
@@ -1023,7 +1024,7 @@ def settle_function_calls(interaction: Interaction) -> str:
             if approval.is_pending:
                 notifications.queue(approval, "requested")
         if approval.status == Approval.Status.AUTO and approval.settled_at is None:
-            execution.task(EXECUTE_TASK).delay_on_commit(approval.pk)
+            current_app.tasks[EXECUTE_TASK].delay_on_commit(approval.pk)
         waiting = waiting or approval.is_pending
     return Run.Status.WAITING_FOR_APPROVAL if waiting else Run.Status.RUNNING
 

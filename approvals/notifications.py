@@ -19,11 +19,11 @@ import time
 import urllib.request
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
-from runs import execution
 
 # The task that sends them (approvals.tasks calls this module, so it is named, not imported).
 SEND_TASK = "approvals.tasks.send_notifications"
@@ -37,7 +37,7 @@ EVENTS = {
 
 def queue(approval, event: str) -> None:
     """Send the notifications for ``event`` about ``approval`` once the transaction commits."""
-    execution.task(SEND_TASK).delay_on_commit(approval.pk, event)
+    current_app.tasks[SEND_TASK].delay_on_commit(approval.pk, event)
 
 
 def deep_link(approval) -> str:

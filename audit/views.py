@@ -113,14 +113,22 @@ def audit_export_start(request: HttpRequest) -> HttpResponse:
     return redirect("audit:export", pk=job.pk)
 
 
+def _get_export_for_user(request: HttpRequest, pk: int, *, done: bool = False) -> AuditExport:
+    """Export job ``pk`` of ``request.user``'s own (finished, with ``done``). Raises
+    ``PermissionDenied`` (403) unless the user may export, then ``Http404`` for no such job of
+    theirs: someone else's job is not told apart from none."""
+    roles.require(request.user, "export")
+    jobs = AuditExport.objects.filter(requested_by=request.user)
+    return get_object_or_404(jobs.filter(status=AuditExport.Status.DONE) if done else jobs, pk=pk)
+
+
 @login_required
 @require_safe
 @vary_on_headers("HX-Request")
 def audit_export(request: HttpRequest, pk: int) -> HttpResponse:
     """Progress of an export job (the ``export-progress`` partial polls until it is done), then
     its download link."""
-    roles.require(request.user, "export")
-    job = get_object_or_404(AuditExport, pk=pk, requested_by=request.user)
+    job = _get_export_for_user(request, pk)
     template = "audit/audit_export.html"
     if request.htmx:
         template += "#export-progress"
@@ -131,8 +139,7 @@ def audit_export(request: HttpRequest, pk: int) -> HttpResponse:
 @require_safe
 def audit_export_file(request: HttpRequest, pk: int) -> HttpResponse:
     """The file of a finished export job of the user's own (404 when it is gone)."""
-    roles.require(request.user, "export")
-    job = get_object_or_404(AuditExport, pk=pk, requested_by=request.user, status=AuditExport.Status.DONE)
+    job = _get_export_for_user(request, pk, done=True)
     path = exports.export_path(job)
     if not path.exists():
         raise Http404("The export file is gone.")

@@ -225,7 +225,7 @@ def continue_with(previous: Interaction, **body: Any) -> Interaction | None:
 # The tasks that drive an interaction (runs.tasks) call this module, and this module queues them:
 # it names them rather than imports them, so the import graph has no circle (queuing a task is
 # sending a message to a worker, not a call). ``task()`` looks a name up in Celery's registry and
-# raises ``KeyError`` for a name that is not a task; tests/runs/test_tasks_named.py checks them.
+# raises ``KeyError`` for a name that is not a task; tests/test_layers.py checks every name.
 SEND_TASK = "runs.tasks.send_interaction"
 POLL_TASK = "runs.tasks.poll_interaction"
 CANCEL_TASK = "runs.tasks.cancel_interaction"

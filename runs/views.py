@@ -154,6 +154,17 @@ def _partial(target: str) -> tuple[str, Build, str] | None:
     return None
 
 
+def _get_run_for_user(request: HttpRequest, pk: int, *, action: str = "read", queryset=None) -> Run:
+    """Run ``pk`` (from ``queryset``, ``Run.objects`` by default), for ``request.user`` to take
+    ``action`` on it (an ``audit.roles`` action: ``read`` is every signed-in user's, which
+    ``login_required`` checks). Raises ``Http404`` when there is no such run, then
+    ``PermissionDenied`` (403) with the reason when the user may not take ``action`` on it."""
+    run = get_object_or_404(Run.objects.all() if queryset is None else queryset, pk=pk)
+    if action != "read":
+        roles.require(request.user, action, run)
+    return run
+
+
 @login_required
 @require_safe
 @vary_on_headers("HX-Request", "HX-Target")
@@ -166,7 +177,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     An htmx request gets the partial its ``HX-Target`` names in ``PARTIALS`` (404 for an
     ``interaction-<pk>`` of no interaction of this run), or else ``run-detail``.
     """
-    run = get_object_or_404(Run.objects.select_related("created_by", "cancelled_by"), pk=pk)
+    run = _get_run_for_user(request, pk, queryset=Run.objects.select_related("created_by", "cancelled_by"))
     template = "runs/run_detail.html"
     context = {
         "run": run, "run_url": run.get_absolute_url(), "polling": run.is_active,
@@ -214,8 +225,7 @@ def artifact(request: HttpRequest, pk: int, artifact_pk: int) -> HttpResponse:
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     """Cancel an active run (``execution.cancel_run``); the run records who cancelled it. 403
     unless the user may cancel this run (``audit.roles``: an engineer their own, an admin any)."""
-    run = get_object_or_404(Run, pk=pk)
-    roles.require(request.user, "cancel", run)
+    run = _get_run_for_user(request, pk, action="cancel")
     try:
         execution.cancel_run(run.pk, by=request.user)
     except execution.CannotDoThat as exc:
@@ -230,8 +240,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def continue_run(request: HttpRequest, pk: int) -> HttpResponse:
     """Continue a completed run with a new user message (``previous_interaction_id``). 403
     unless the user may continue this run (``audit.roles``: an engineer their own, an admin any)."""
-    run = get_object_or_404(Run, pk=pk)
-    roles.require(request.user, "continue", run)
+    run = _get_run_for_user(request, pk, action="continue")
     form = ContinueForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Write the message to continue the run with.")
@@ -250,16 +259,14 @@ def continue_run(request: HttpRequest, pk: int) -> HttpResponse:
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
     """Start a new run, the user's own, with the same request as this one. 403 unless the
     user may run runs again (``audit.roles``)."""
-    source = get_object_or_404(Run, pk=pk)
-    roles.require(request.user, "rerun", source)
+    source = _get_run_for_user(request, pk, action="rerun")
     run = execution.rerun(source.pk, by=request.user)
     messages.success(request, f"Run {run.pk} started with the request of run {source.pk}.")
     return redirect(run)
 
 
 def _unknown_send_action(request: HttpRequest, pk: int, interaction_pk: int, act, done: str) -> HttpResponse:
-    run = get_object_or_404(Run, pk=pk)
-    roles.require(request.user, "administer", run)
+    run = _get_run_for_user(request, pk, action="administer")
     interaction = get_object_or_404(Interaction, pk=interaction_pk, run=run)
     try:
         act(interaction.pk, by=request.user)
