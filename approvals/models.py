@@ -8,7 +8,6 @@ interaction, then its approvals. Every decision, expiry and settlement below tak
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from django.utils import timezone
 from approvals import metrics, notifications, tools
 from approvals.policies import REVIEWERS_GROUP
 from audit import log, roles
+from audit.canonical import canonical_json
 from runs import execution
 from runs.models import Interaction, Run, Step
 
@@ -42,8 +42,7 @@ def arguments_hash(arguments: dict[str, Any]) -> str:
     A decision carries the hash of the arguments the reviewer saw; it is refused when they differ
     from the ones stored.
     """
-    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(arguments)).hexdigest()
 
 
 def in_group(user, group: str) -> bool:

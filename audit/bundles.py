@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.utils import timezone
 
 from audit.keys import fingerprint, load_public_key, public_key_pem, signing_key
-from audit.models import AuditEvent, canonical_json
+from audit.canonical import canonical_json
+from audit.models import AuditEvent
 
 BUNDLE_README = """Handoff evidence bundle for run {run_id}, made {made_at}.
 

@@ -14,7 +14,8 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from audit.context import request_id
-from audit.models import AuditEvent, ChainLink, UnsealedEvent, canonical_json
+from audit.canonical import canonical_json
+from audit.models import AuditEvent, ChainLink, UnsealedEvent
 
 
 def record(

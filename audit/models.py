@@ -8,20 +8,13 @@ when the models moved (audit migration 0001).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-
-def canonical_json(value: Any) -> bytes:
-    """``value`` as canonical JSON: keys sorted, no spaces (separators ``,`` and ``:``), UTF-8
-    (non-ASCII characters as themselves, not ``\\u`` escapes). The bytes every hash and
-    signature of the audit log covers: an event's link, a checkpoint's signature, and a bundle's
-    check of both."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+from audit.canonical import canonical_json
 
 
 class AuditEventQuerySet(models.QuerySet):

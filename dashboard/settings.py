@@ -230,6 +230,7 @@ LOGGING = {
         "runs": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "approvals": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "dashboard": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "audit": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Django logs every 500 here with its traceback (exc_info); its default configuration sends
         # them to ADMINS by email only, or to the console only with DEBUG on, so they were lost.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
