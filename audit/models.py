@@ -146,8 +146,8 @@ class ChainLink(models.Model):
 
 class UnsealedEvent(models.Model):
     """An audit event written but not yet sealed into the chain: one row per event, inserted by a
-    database trigger with the event (``audit_event_unsealed``, audit migration 0001) and deleted by the sealer in the
-    transaction that appends its link. The table holds only the chain's backlog, so sealing
+    database trigger with the event (``audit_event_unsealed``, audit migration 0001) and deleted
+    by the sealer in the transaction that appends its link. The table holds only the chain's backlog, so sealing
     reads what is new at a cost that does not grow with the log. A row deleted by someone else
     leaves its event without a link, which ``verify`` reports once the grace period is over."""
 

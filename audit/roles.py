@@ -24,9 +24,9 @@ from django.core.exceptions import PermissionDenied
 VIEWER, ENGINEER, REVIEWER, AUDITOR, ADMIN = "viewer", "engineer", "reviewer", "auditor", "admin"
 ROLES = (VIEWER, ENGINEER, REVIEWER, AUDITOR, ADMIN)
 
-# The group names are a contract (docs/contracts.md, "Contracts added later"): reviewers, auditors and finance-leads keep theirs.
-# Finance leads decide the calls escalated to them, so their group gives the reviewer role; which
-# calls each group decides is the call's approver group.
+# The group names are a contract (docs/contracts.md, "Contracts added later"): reviewers,
+# auditors and finance-leads keep theirs. Finance leads decide the calls escalated to them, so
+# their group gives the reviewer role; which calls each group decides is the call's approver group.
 ROLE_GROUPS: dict[str, tuple[str, ...]] = {
     ENGINEER: ("engineers",),
     REVIEWER: ("reviewers", "finance-leads"),
