@@ -141,3 +141,16 @@ def test_the_audit_page_needs_a_signed_in_user(client, db):
     response = client.get(reverse("audit:log"))
 
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_an_export_job_is_its_owners_only_and_its_file_only_once_done(client, alice, carol):
+    """``_get_export_for_user``: someone else's job is not told apart from no job (404), and a job
+    still running has no file yet (404)."""
+    job = AuditExport.objects.create(requested_by=alice, format="csv")
+    client.force_login(carol)
+    assert client.get(reverse("audit:export", args=[job.pk])).status_code == 404
+    assert client.get(reverse("audit:export_file", args=[job.pk])).status_code == 404
+    client.force_login(alice)
+    assert client.get(reverse("audit:export", args=[job.pk])).status_code == 200
+    assert client.get(reverse("audit:export_file", args=[job.pk])).status_code == 404
+

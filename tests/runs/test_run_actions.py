@@ -229,3 +229,14 @@ def test_tracking_an_unknown_or_already_tracked_id_explains_why(worker, api, els
     assert again.status_code == 400 and b"already recorded" in again.content
     assert garbage.status_code == 400 and b"letters, digits" in garbage.content
     assert Run.objects.count() == 1
+
+
+def test_a_run_action_on_no_such_run_is_404_and_on_anothers_run_403(client, bob, alice):
+    """``runs.views._get_run_for_user``: the lookup first (404), then the right on that run (403:
+    an engineer cancels only the runs they started)."""
+    client.force_login(bob)
+    assert client.post(reverse("runs:cancel", args=[999999])).status_code == 404
+    run = Run.objects.create(model="m", input="x", created_by=alice, status=Run.Status.RUNNING)
+    assert client.post(reverse("runs:cancel", args=[run.pk])).status_code == 403
+    run.refresh_from_db()
+    assert run.status == Run.Status.RUNNING
