@@ -100,11 +100,13 @@ class WorkerProcess:
     ``kill()`` can SIGKILL the main process and its pool children together, as a machine loss
     or an OOM kill of the whole container would."""
 
+    CONCURRENCY = 2  # pool processes: at most this many tasks are cut off by one kill
+
     def __init__(self, env: dict[str, str], log: Path, beat_schedule: Path | None = None):
         self.log = log
         beat = ["-B", "-s", str(beat_schedule)] if beat_schedule else []
         self.process = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "dashboard", "worker", "--concurrency=2", "--loglevel=INFO",
+            [str(BIN / "celery"), "-A", "dashboard", "worker", f"--concurrency={self.CONCURRENCY}", "--loglevel=INFO",
              "-Q", env["HANDOFF_TASK_QUEUE"], "-n", f"killed-{uuid.uuid4().hex[:8]}@%h",
              "--without-gossip", "--without-mingle", "--without-heartbeat", *beat],
             cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,

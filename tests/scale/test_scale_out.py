@@ -135,6 +135,10 @@ class Reviewer:
         client.force_login(user)
         self.base = base
         self.http = requests.Session()
+        # A connection per request: a browser sends a request again when the server closed the
+        # kept-alive connection it was reusing at that very instant (gunicorn closes idle ones
+        # after HANDOFF_WEB_KEEPALIVE seconds); requests does not, and would report a reset.
+        self.http.headers["Connection"] = "close"
         self.http.cookies.set(settings.SESSION_COOKIE_NAME, client.cookies[settings.SESSION_COOKIE_NAME].value)
         page = self.http.get(f"{base}/approvals/", timeout=30)
         assert page.status_code == 200, page.status_code
@@ -250,11 +254,12 @@ def test_fifty_reviewers_on_two_web_servers_and_a_worker_killed_midway_answer_ev
         if run.status == Run.Status.COMPLETED:
             assert sent[approval.call_id] == 1, (approval.call_id, sent[approval.call_id])
         else:
-            # Only the follow-up the killed worker was sending may end this way: its outcome is
+            # Only a follow-up the killed worker was sending may end this way: its outcome is
             # unknown, so it is offered to a person and never resent (never a second result).
             assert run.status == Run.Status.FAILED and last.dispatch == Interaction.Dispatch.UNKNOWN, run.error
             assert sent[approval.call_id] <= 1
+    # One such follow-up at most per process of the killed worker's pool: each was mid-send.
     unfinished = [pk for pk, run in runs.items() if run.status != Run.Status.COMPLETED]
-    assert len(unfinished) <= 1, unfinished
+    assert len(unfinished) <= WorkerProcess.CONCURRENCY, unfinished
     print(f"decisions {statuses}; {killed_with} decided calls unsettled when the worker was killed; "
           f"runs not completed: {unfinished}")
