@@ -58,3 +58,31 @@ def test_a_user_object_not_loaded_for_a_request_is_asked_afresh(bob):
     assert is_auditor(bob)
     assert in_group(bob, "reviewers")
     assert not in_group(bob, "finance-leads")
+
+
+def role_badges(body: str) -> list[str]:
+    return re.findall(r'<span class="role">([^<]*)</span>', body)
+
+
+def test_the_header_shows_every_role_but_viewer(client, alice, bob, carol):
+    for user, expected in ((alice, ["reviewer"]), (bob, ["engineer"]), (carol, ["auditor"])):
+        client.force_login(user)
+        assert role_badges(client.get(reverse("home")).content.decode()) == expected
+
+
+def test_the_header_shows_a_users_several_roles_in_the_matrix_order(client, bob):
+    for name in ("admins", "auditors", "reviewers"):
+        bob.groups.add(Group.objects.get_or_create(name=name)[0])
+    client.force_login(bob)
+    body = client.get(reverse("home")).content.decode()
+    assert role_badges(body) == ["engineer", "reviewer", "auditor", "admin"]
+
+
+def test_the_header_shows_admin_for_a_superuser_and_no_badge_for_a_plain_viewer(
+        client, django_user_model):
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(root)
+    assert role_badges(client.get(reverse("home")).content.decode()) == ["admin"]
+    viewer = django_user_model.objects.create_user("vera", "vera@example.com", "pw")
+    client.force_login(viewer)
+    assert role_badges(client.get(reverse("home")).content.decode()) == []
