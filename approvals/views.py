@@ -303,15 +303,18 @@ def approval_box(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "approvals/_approval_box.html", {"approval": _get_approval_for_user(request, pk)})
 
 
-def _decided(request: HttpRequest, approval: Approval, won: bool, success: str) -> HttpResponse:
-    """After a decision: redirect with ``success`` when it counted; when it lost (a double
-    click, another reviewer first), 409 and the call's page as it now stands."""
+def _decided(
+    request: HttpRequest, approval: Approval, won: bool, success: str, level: int = messages.SUCCESS
+) -> HttpResponse:
+    """After a decision: redirect with ``success`` (a message of ``level``: a rejection is no
+    success to show in green) when it counted; when it lost (a double click, another reviewer
+    first), 409 and the call's page as it now stands."""
     if not won:
         approval.refresh_from_db()
         by = f" by {approval.decided_by.get_username()}" if approval.decided_by else ""
         return _render_approval(request, approval, status=409,
                                 error=f"Already decided{by}: {approval.get_status_display()}. Nothing was changed.")
-    messages.success(request, success)
+    messages.add_message(request, level, success)
     return _go(request, _next_url(request, approval.get_absolute_url()))
 
 
@@ -372,7 +375,8 @@ def reject(request: HttpRequest, pk: int) -> HttpResponse:
     except DecisionRefused as exc:
         approval.refresh_from_db()
         return _render_approval(request, approval, error=str(exc), status=409)
-    return _decided(request, approval, won, f"Rejected {approval.function_name}: the model is told why.")
+    return _decided(request, approval, won, f"Rejected {approval.function_name}: the model is told why.",
+                    level=messages.WARNING)
 
 
 # --- Claims ----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import pytest
+from django.contrib import messages
 
 from approvals.models import Approval, arguments_hash
 from audit.models import AuditEvent
@@ -152,6 +153,28 @@ def test_a_reviewer_rejects_a_call_with_a_reason(client, alice, approval):
     event = AuditEvent.objects.get(verb="approval.rejected")
     assert event.after["reason"] == "Over the limit"
     assert event.actor == "alice"
+
+
+def test_a_rejection_is_confirmed_as_a_warning_not_a_success(client, alice, approval):
+    client.force_login(alice)
+    response = client.post(
+        reject_url(approval), {"shown_hash": approval.arguments_hash, "reason": "Over the limit"}, follow=True
+    )
+    assert [(m.level, str(m)) for m in response.context["messages"]] == [
+        (messages.WARNING, "Rejected issue_refund: the model is told why.")
+    ]
+    body = response.content.decode()
+    assert (
+        '<li class="message message-warning" role="status">'
+        "Rejected issue_refund: the model is told why.</li>"
+    ) in body
+    assert "message-success" not in body
+
+
+def test_an_approval_is_still_confirmed_as_a_success(client, alice, approval):
+    client.force_login(alice)
+    response = client.post(approve_url(approval), {"shown_hash": approval.arguments_hash}, follow=True)
+    assert [m.level for m in response.context["messages"]] == [messages.SUCCESS]
 
 
 def test_a_rejection_without_a_reason_is_refused(client, alice, approval):
