@@ -48,6 +48,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "by_status": by_status,
         "total_runs": sum(count for _, _, count in by_status),
         "active_runs": sum(totals[status] for status in Run.ACTIVE_STATUSES),
+        "active_by_status": [(label, count) for value, label, count in by_status
+                             if value in Run.ACTIVE_STATUSES],
         "tokens_24h": totals["tokens_24h"],
         "runs_24h": totals["runs_24h"],
         "recent_failures": Run.objects.filter(status=Run.Status.FAILED)

@@ -111,3 +111,17 @@ def test_it_redirects_anonymous_users_to_sign_in(client, db):
 def test_it_refuses_post(client, bob):
     client.force_login(bob)
     assert client.post(URL).status_code == 405
+
+
+def test_the_active_runs_label_names_what_it_counts(client, bob):
+    make_run(status=Run.Status.WAITING_FOR_APPROVAL)
+    make_run(status=Run.Status.WAITING_FOR_APPROVAL)
+    make_run(status=Run.Status.RUNNING)
+    make_run(status=Run.Status.COMPLETED)
+    client.force_login(bob)
+    body = client.get(URL).content.decode()
+    assert '<span class="stat-label">Active runs (queued, running or waiting for approval)</span>' in body
+    assert '<span class="stat-value">3</span>' in body
+    assert (
+        '<span class="stat-note">0 queued · 1 running · 2 waiting for approval, of 4 in total</span>'
+    ) in body
