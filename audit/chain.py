@@ -314,7 +314,7 @@ def verify(
                             key_fingerprint)
     signed = (f"it matches every signed checkpoint ({len(anchors)}), the newest {_describe(newest)}"
               if newest is not None else "no signed checkpoint yet")
-    return Verification(True, walked.checked, f"The chain holds: {walked.checked} events verified; {signed}.",
+    return Verification(True, walked.checked, f"{ChainVerification.HOLDS}{walked.checked} events verified; {signed}.",
                         key_fingerprint=key_fingerprint)
 
 

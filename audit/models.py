@@ -165,6 +165,9 @@ class UnsealedEvent(models.Model):
 class ChainVerification(models.Model):
     """One run of ``verify_audit`` (or the audit page's Verify button) and what it found."""
 
+    # How ``message`` starts when the chain holds (``audit.chain.verify``).
+    HOLDS = "The chain holds: "
+
     verified_at = models.DateTimeField(default=timezone.now)
     # None while a verification asked for on the audit page is still running.
     ok = models.BooleanField(null=True)
@@ -183,6 +186,11 @@ class ChainVerification(models.Model):
 
     def __str__(self) -> str:
         return f"{'held' if self.ok else 'BROKEN'} at {self.verified_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def detail(self) -> str:
+        """``message`` without its "The chain holds: " opening, for a page whose badge says so."""
+        return self.message.removeprefix(self.HOLDS)
 
 
 class AuditExport(models.Model):

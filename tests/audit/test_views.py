@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -33,6 +34,29 @@ def test_an_auditor_sees_the_events_and_that_the_chain_held(client, carol, refun
     assert response.status_code == 200
     assert "Chain holds" in body and "approval.approved" in body
     assert f'href="/runs/{refund.run_id}/evidence.zip"' in body
+
+
+def test_the_chain_status_says_it_holds_once(client, carol, refund):
+    chain.verify_and_record(requested_by="carol")
+    client.force_login(carol)
+
+    body = client.get(reverse("audit:log")).content.decode()
+
+    status = body.split('id="chain-status"')[1].split("</section>")[0]
+    assert re.search(r'<span class="pill pill-completed">Chain holds</span> \d+ events verified; ', status)
+    assert "The chain holds" not in status
+
+
+def test_each_row_labels_its_run_and_its_evidence_bundle(client, carol, refund):
+    client.force_login(carol)
+
+    body = client.get(reverse("audit:log")).content.decode()
+
+    run = refund.run_id
+    assert f'<a href="/runs/{run}/">Run #{run}</a>' in body
+    assert (f'<a class="small" href="/runs/{run}/evidence.zip" '
+            f'title="Evidence bundle of run #{run}: a signed ZIP of its audit events">evidence bundle</a>') in body
+    assert f">#{run}<" not in body and ">bundle<" not in body
 
 
 def test_a_broken_chain_is_shown_as_broken(client, carol, refund):
