@@ -91,8 +91,11 @@ def test_a_reviewer_rejects_from_the_queue_with_a_reason(worker, live_server, pa
     screenshot("desk-04-queue-reject-reason")
     row(page, refund).get_by_role("button", name="Reject issue_refund").click()
     expect(page.locator(".messages")).to_contain_text("Rejected issue_refund: the model is told why.")
+    # A rejection is confirmed in the warning colour, not the success one.
+    expect(page.locator(".messages .message")).to_have_class(re.compile(r"\bmessage-warning\b"))
     expect(page).to_have_url(re.compile(r"/approvals/$"))
     expect(row(page, refund)).to_have_count(0)
+    screenshot("desk-04b-queue-rejected")
     wait_for(lambda: run_status(refund) == Run.Status.COMPLETED, timeout=20)
     refund.refresh_from_db()
     assert refund.status == Approval.Status.REJECTED and refund.reason == "No photo of the damage yet"
