@@ -336,6 +336,12 @@ def test_gunicorn_serves_the_pages_and_hashed_compressed_static_files(gunicorn):
         plain = decompress(body)
         assert plain == source if source is not None else b"htmx" in plain
 
+    # The favicon: linked by its hashed name, and /favicon.ico redirects to it (urllib follows).
+    assert re.search(r'<link rel="icon" href="/static/img/favicon\.[0-9a-f]{12}\.svg"', page), page
+    status, _, body = fetch(f"{base}/favicon.ico")
+    assert status == 200
+    assert body == (ROOT / "static/img/favicon.svg").read_bytes()
+
     assert fetch(f"{base}/healthz")[0] == 200
     status, _, body = fetch(f"{base}/readyz")
     assert status == 200, body
