@@ -89,6 +89,7 @@ redis:
 # HANDOFF_STATIC_ROOT: a folder collectstatic never fills, so a manifest that `make serve` left
 # in data/ cannot change what the suite's pages link (STATIC_HASHED in dashboard/settings.py).
 test: install services
+	$(BIN)/lint-imports --no-cache
 	DJANGO_SECRET_KEY=test-only DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	HANDOFF_STATIC_ROOT=$(CURDIR)/test-artifacts/no-static \
 	HANDOFF_CONN_MAX_AGE=0 HANDOFF_TEST_DATABASE_NAME=test_handoff_$$$$ $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -224,24 +224,19 @@ def continue_with(previous: Interaction, **body: Any) -> Interaction | None:
 
 # The tasks that drive an interaction (runs.tasks) call this module, and this module queues them:
 # it names them rather than imports them, so the import graph has no circle (queuing a task is
-# sending a message to a worker, not a call). ``task()`` looks a name up in Celery's registry and
-# raises ``KeyError`` for a name that is not a task; tests/test_layers.py checks every name.
+# sending a message to a worker, not a call). Celery's registry (``current_app.tasks``) raises
+# ``KeyError`` for a name that is not a task; tests/test_layers.py checks every name.
 SEND_TASK = "runs.tasks.send_interaction"
 POLL_TASK = "runs.tasks.poll_interaction"
 CANCEL_TASK = "runs.tasks.cancel_interaction"
 
 
-def task(name: str):
-    """The registered Celery task called ``name`` (``KeyError`` when none is)."""
-    return current_app.tasks[name]
-
-
 def _queue_send(interaction: Interaction) -> None:
-    task(SEND_TASK).delay_on_commit(interaction.pk)
+    current_app.tasks[SEND_TASK].delay_on_commit(interaction.pk)
 
 
 def _queue_poll(interaction: Interaction, delay: float) -> None:
-    task(POLL_TASK).apply_async_on_commit((interaction.pk,), countdown=delay)
+    current_app.tasks[POLL_TASK].apply_async_on_commit((interaction.pk,), countdown=delay)
 
 
 class CannotDoThat(Exception):
@@ -272,7 +267,7 @@ def cancel_run(run_pk: int, *, by) -> Run:
         dispatch=Interaction.Dispatch.SENT, status__in=[Interaction.Status.QUEUED, Interaction.Status.IN_PROGRESS]
     )
     for pk in live.values_list("pk", flat=True):
-        task(CANCEL_TASK).delay_on_commit(pk)
+        current_app.tasks[CANCEL_TASK].delay_on_commit(pk)
     return run
 
 
@@ -482,7 +477,7 @@ def recover_stalled(*, lost_after: timedelta | None = None) -> dict[str, int]:
         dispatch=Interaction.Dispatch.PENDING, created_at__lt=now - lost_after, run__status__in=Run.ACTIVE_STATUSES
     ).values_list("pk", flat=True))
     for pk in lost:
-        task(SEND_TASK).delay(pk)
+        current_app.tasks[SEND_TASK].delay(pk)
     return {"unknown": len(stalled), "requeued": len(lost)}
 
 
