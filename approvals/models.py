@@ -346,6 +346,12 @@ class Approval(models.Model):
         """The arguments in force: the reviewer's edit if there is one, else the model's."""
         return self.edited_arguments if self.edited_arguments is not None else self.arguments
 
+    @property
+    def summary(self) -> str:
+        """The tool's one-line summary of the arguments in force (``tools.summary_line``), or
+        ``""``: the queue then shows the arguments themselves."""
+        return tools.summary_line(self.function_name, self.current_arguments)
+
     def is_requester(self, user) -> bool:
         """Whether ``user`` asked for this call: started the run, or continued or tracked it with
         an interaction up to the one that produced the call (``Interaction.requested_by``; the

@@ -8,6 +8,7 @@ A declaration is the API's flat function tool (docs/interactions-api.md §2.3):
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -15,6 +16,8 @@ from typing import Any, Callable
 import jsonschema
 
 from approvals import policies
+
+logger = logging.getLogger(__name__)
 
 # The decisions a reviewer can take on a call: approve as asked, edit the arguments then
 # approve, answer with a result typed by hand, reject with a reason.
@@ -33,6 +36,8 @@ class Tool:
     policy: Callable[[dict[str, Any]], policies.Requirement] = field(default=policies.run_at_once)
     # Which decisions reviewers may take on its calls (part of the registration).
     decisions: frozenset[str] = WITH_BODY
+    # One line a reviewer decides on first (the queue, the approval page): ``summary(arguments)``.
+    summary: Callable[[dict[str, Any]], str] | None = None
 
     def declaration(self) -> dict[str, Any]:
         return {
@@ -48,26 +53,31 @@ registry: dict[str, Tool] = {}
 
 def register(
     *, description: str, parameters: dict[str, Any], policy=policies.run_at_once, name: str | None = None,
-    decisions: frozenset[str] = WITH_BODY,
+    decisions: frozenset[str] = WITH_BODY, summary: Callable[[dict[str, Any]], str] | None = None,
 ):
     """Decorator registering a function as a tool under its own name (or ``name``).
-    ``parameters`` is the JSON Schema of its arguments; ``decisions`` those reviewers may take."""
+    ``parameters`` is the JSON Schema of its arguments; ``decisions`` those reviewers may take;
+    ``summary(arguments) -> str`` the one line shown first on the queue and the approval page
+    (``summary_line``)."""
 
     def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
         jsonschema.Draft202012Validator.check_schema(parameters)
-        tool = Tool(name or function.__name__, description, parameters, function, policy, frozenset(decisions))
+        tool = Tool(name or function.__name__, description, parameters, function, policy, frozenset(decisions),
+                    summary)
         registry[tool.name] = tool
         return function
 
     return decorator
 
 
-def declare(*, name: str, description: str, parameters: dict[str, Any], policy=None,
-            decisions: frozenset[str] = WITHOUT_BODY) -> Tool:
+def declare(
+    *, name: str, description: str, parameters: dict[str, Any], policy=None,
+    decisions: frozenset[str] = WITHOUT_BODY, summary: Callable[[dict[str, Any]], str] | None = None,
+) -> Tool:
     """Register a tool Handoff declares to the model but has no body for: a person answers each
-    call with a result typed by hand."""
+    call with a result typed by hand. ``summary`` as for ``register``."""
     jsonschema.Draft202012Validator.check_schema(parameters)
-    tool = Tool(name, description, parameters, None, policy or policies.run_at_once, frozenset(decisions))
+    tool = Tool(name, description, parameters, None, policy or policies.run_at_once, frozenset(decisions), summary)
     registry[name] = tool
     return tool
 
@@ -83,6 +93,26 @@ def allowed_decisions(name: str) -> frozenset[str]:
     if tool is None or tool.function is None:
         return (tool.decisions if tool else WITHOUT_BODY) - {APPROVE, EDIT}
     return tool.decisions
+
+
+SUMMARY_LIMIT = 160  # characters
+
+
+def summary_line(name: str, arguments: Any) -> str:
+    """The line a reviewer reads first about a call of ``name``: its tool's ``summary(arguments)``,
+    one line of at most ``SUMMARY_LIMIT`` characters (cut with "…"), or ``""`` when the tool has
+    no summary, is not registered, or its summary fails on these arguments (the failure is logged;
+    the arguments, always shown beside it, stay the record). Arguments that do not fit the
+    schema are never summarized: a summary written for valid arguments would mislead."""
+    tool = registry.get(name)
+    if tool is None or tool.summary is None or not isinstance(arguments, dict) or schema_error(name, arguments):
+        return ""
+    try:
+        line = tool.summary(arguments)
+    except Exception:
+        logger.exception("The summary of %s failed on its arguments; the queue shows them instead.", name)
+        return ""
+    return _shorten(" ".join(str(line).split()), SUMMARY_LIMIT) if line else ""
 
 
 def schema_error(name: str, arguments: Any) -> str:
@@ -186,6 +216,7 @@ ORDERS = {
         "properties": {"order_id": {"type": "string", "description": "The order id, e.g. A-1001."}},
         "required": ["order_id"],
     },
+    summary=lambda arguments: f"Look up order {arguments['order_id']}",
 )
 def lookup_order(order_id: str) -> dict[str, Any]:
     order = ORDERS.get(order_id)
@@ -207,6 +238,7 @@ def lookup_order(order_id: str) -> dict[str, Any]:
         "additionalProperties": False,
     },
     policy=policies.refund_policy,
+    summary=lambda arguments: f"Refund ${arguments['amount']:,.2f} on order {arguments['order_id']}: {arguments['reason']}",
 )
 def issue_refund(order_id: str, amount: float, reason: str) -> dict[str, Any]:
     refund_id = "R-" + hashlib.sha256(f"{order_id}:{amount}".encode()).hexdigest()[:8].upper()
@@ -223,4 +255,5 @@ declare(
         "required": ["to", "subject", "body"],
     },
     policy=lambda arguments: policies.Requirement(True, "Customer emails are sent by a person."),
+    summary=lambda arguments: f"Email {arguments['to']}: {arguments['subject']}",
 )

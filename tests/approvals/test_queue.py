@@ -49,14 +49,40 @@ def test_it_lists_pending_approvals_oldest_first(client, bob):
     assert "just now" in body
 
 
-def test_it_previews_arguments_as_compact_truncated_json(client, bob):
-    make_pending_approval(arguments={"note": "x" * 500})
+def args_cell(body: str) -> str:
+    return body.split('class="args-cell"')[1].split(">", 1)[1].split("</td>")[0]
+
+
+def test_without_a_summary_it_previews_arguments_as_compact_truncated_json(client, bob):
+    make_pending_approval(arguments={"note": "x" * 500})  # not issue_refund's schema: no summary
     client.force_login(bob)
-    body = client.get(URL).content.decode()
-    cell = body.split('class="mono clip args-cell"')[1].split(">", 1)[1].split("</td>")[0]
-    assert cell.startswith("{&quot;note&quot;: &quot;xxx")
-    assert cell.endswith("x…")
-    assert cell.count("x") < 90
+    cell = args_cell(client.get(URL).content.decode())
+    assert "call-summary" not in cell
+    preview = cell.split('<summary class="mono small"')[1].split(">", 1)[1].split("</summary>")[0]
+    assert preview.startswith("{&quot;note&quot;: &quot;xxx")
+    assert preview.endswith("x…")
+    assert preview.count("x") < 90
+    # The full arguments are one click away, in the same cell.
+    assert cell.count("x") > 500
+
+
+def test_the_tools_summary_line_comes_first_with_the_full_arguments_one_click_away(client, bob):
+    make_pending_approval(arguments={"order_id": "A-1003", "amount": 1450.0, "reason": "Arrived broken"})
+    client.force_login(bob)
+    cell = args_cell(client.get(URL).content.decode())
+    assert '<div class="call-summary">Refund $1,450.00 on order A-1003: Arrived broken</div>' in cell
+    assert cell.index("call-summary") < cell.index("<details")
+    assert "&quot;amount&quot;: 1450.0" in cell.split("<pre")[1]
+
+
+def test_the_summary_follows_an_edit(client, bob):
+    approval = make_pending_approval(arguments={"order_id": "A-1003", "amount": 1450.0, "reason": "Broken"})
+    Approval.objects.filter(pk=approval.pk).update(
+        edited_arguments={"order_id": "A-1003", "amount": 150.0, "reason": "Partial refund"})
+    client.force_login(bob)
+    cell = args_cell(client.get(URL).content.decode())
+    assert "Refund $150.00 on order A-1003: Partial refund" in cell
+    assert "1,450" not in cell
 
 
 def test_the_decided_tab_shows_who_decided_and_why_latest_first(client, alice, bob):

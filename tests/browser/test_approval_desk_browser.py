@@ -232,3 +232,24 @@ def test_the_queue_and_its_badge_follow_new_calls_without_a_reload(worker, live_
     # No reload happened: the page is the same document.
     assert page.evaluate("window.__sameDocument") is True
     screenshot("desk-13-live-badge")
+
+
+def test_the_queue_shows_each_calls_summary_first_and_its_arguments_on_a_click(
+        worker, live_server, page, screenshot, alice, bob):
+    refund = waiting_refund(bob, "A-1003")
+    sign_in(page, live_server, alice)
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{live_server.url}/approvals/")
+        cell = row(page, refund).locator(".args-cell")
+        expect(cell.locator(".call-summary")).to_have_text(re.compile(r"^Refund \$1,450\.00 on order A-1003: "))
+        expect(cell.locator("pre")).to_be_hidden()
+        cell.get_by_text("Arguments").click()
+        expect(cell.locator("pre")).to_contain_text('"amount": 1450')
+        # An open box holds the queue still: the 2 s poll does not close it under the reader.
+        page.wait_for_timeout(2500)
+        expect(cell.locator("pre")).to_be_visible()
+        screenshot(f"desk-summary-line-{width}")
+    page.goto(f"{live_server.url}/approvals/{refund.pk}/")
+    expect(page.locator(".call-summary")).to_contain_text("Refund $1,450.00 on order A-1003")
+    screenshot("desk-summary-line-detail-390")
