@@ -23,8 +23,9 @@ else
 RUN_ENV :=
 PROCFILE := Procfile.dev
 endif
+# The order-support demo's tools (approvals.demo) are loaded unless HANDOFF_TOOL_MODULES names others.
 LOCAL_ENV := PATH=$(CURDIR)/$(BIN):$$PATH DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORT=$(PORT) EMULATOR_PORT=$(EMULATOR_PORT) \
-	HANDOFF_BASE_URL=http://127.0.0.1:$(PORT) $(RUN_ENV)
+	HANDOFF_BASE_URL=http://127.0.0.1:$(PORT) HANDOFF_TOOL_MODULES=$${HANDOFF_TOOL_MODULES:-approvals.demo} $(RUN_ENV)
 
 # Production: DEBUG off; every process writes its metrics into one folder that /metrics reads
 # (emptied at each start, as prometheus-client's multiprocess mode requires).
@@ -88,10 +89,11 @@ redis:
 
 # HANDOFF_STATIC_ROOT: a folder collectstatic never fills, so a manifest that `make serve` left
 # in data/ cannot change what the suite's pages link (STATIC_HASHED in dashboard/settings.py).
+# The suite loads the order-support demo's tools (approvals.demo), as `make run` does.
 test: install services
 	$(BIN)/lint-imports --no-cache
 	DJANGO_SECRET_KEY=test-only DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
-	HANDOFF_STATIC_ROOT=$(CURDIR)/test-artifacts/no-static \
+	HANDOFF_STATIC_ROOT=$(CURDIR)/test-artifacts/no-static HANDOFF_TOOL_MODULES=approvals.demo \
 	HANDOFF_CONN_MAX_AGE=0 HANDOFF_TEST_DATABASE_NAME=test_handoff_$$$$ $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Re-resolve the locked dependencies after editing pyproject.toml.

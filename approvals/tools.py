@@ -1,5 +1,11 @@
 """Registered tools: Python functions whose declarations are sent to Gemini and whose bodies run
-in a worker once their call is settled.
+in a worker once their call is settled, each with the policy that settles its calls.
+
+A team registers its own tools in its own package, with ``register`` (a function with a body),
+``declare`` (a tool with no body in Handoff: a person, or the caller, answers its calls) and
+policies returning ``Requirement``; ``HANDOFF_TOOL_MODULES`` (comma-separated import paths) names
+the modules that do it, imported at start-up by ``load_modules`` in every process (web, worker,
+commands). ``approvals.demo`` is such a module; README, "Your own tools", gives an example.
 
 A declaration is the API's flat function tool (docs/interactions-api.md §2.3):
 ``{"type": "function", "name": ..., "description": ..., "parameters": <JSON Schema>}``.
@@ -7,23 +13,35 @@ A declaration is the API's flat function tool (docs/interactions-api.md §2.3):
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import logging
 import math
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import jsonschema
+from django.core.exceptions import ImproperlyConfigured
 
 from approvals import policies
+from approvals.policies import Requirement
+
+__all__ = ["Requirement", "Tool", "ToolRegistrationError", "declare", "register"]
 
 logger = logging.getLogger(__name__)
 
 # The decisions a reviewer can take on a call: approve as asked, edit the arguments then
 # approve, answer with a result typed by hand, reject with a reason.
 APPROVE, EDIT, RESPOND, REJECT = "approve", "edit", "respond", "reject"
+DECISIONS = frozenset({APPROVE, EDIT, RESPOND, REJECT})
 WITH_BODY = frozenset({APPROVE, EDIT, REJECT})
 WITHOUT_BODY = frozenset({RESPOND, REJECT})
+
+
+class ToolRegistrationError(ImproperlyConfigured):
+    """A tool module cannot be loaded, or a tool cannot be registered as given (a name taken by
+    another tool, an invalid JSON Schema, an unknown decision). The message names the module and
+    the tool; start-up stops on it."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +51,13 @@ class Tool:
     parameters: dict[str, Any]
     # The body; ``None`` for a tool Handoff declares but cannot run: a person answers its calls.
     function: Callable[..., Any] | None
-    policy: Callable[[dict[str, Any]], policies.Requirement] = field(default=policies.run_at_once)
+    policy: Callable[[dict[str, Any]], Requirement] = field(default=policies.run_at_once)
     # Which decisions reviewers may take on its calls (part of the registration).
     decisions: frozenset[str] = WITH_BODY
     # One line a reviewer decides on first (the queue, the approval page): ``summary(arguments)``.
     summary: Callable[[dict[str, Any]], str] | None = None
+    # The module that registered it, named in errors.
+    module: str = ""
 
     def declaration(self) -> dict[str, Any]:
         return {
@@ -51,20 +71,53 @@ class Tool:
 registry: dict[str, Tool] = {}
 
 
+def _add(tool: Tool) -> Tool:
+    """Check ``tool`` and put it in the registry. Raises ``ToolRegistrationError``."""
+    where = f"{tool.name!r} (module {tool.module or 'unknown'})"
+    if not isinstance(tool.name, str) or not tool.name:
+        raise ToolRegistrationError(f"A tool of module {tool.module or 'unknown'} has no name.")
+    taken = registry.get(tool.name)
+    if taken is not None:
+        raise ToolRegistrationError(
+            f"Tool {where} is already registered by module {taken.module or 'unknown'}: tool names are unique.")
+    try:
+        jsonschema.Draft202012Validator.check_schema(tool.parameters)
+    except jsonschema.exceptions.SchemaError as error:
+        path = "/".join(str(p) for p in error.absolute_path) or "parameters"
+        raise ToolRegistrationError(
+            f"Tool {where}: its parameters are not a valid JSON Schema ({path}: {_shorten(error.message)}).") from None
+    unknown = ", ".join(sorted(tool.decisions - DECISIONS))
+    if unknown or not tool.decisions:
+        raise ToolRegistrationError(
+            f"Tool {where}: decisions must be some of {', '.join(sorted(DECISIONS))}"
+            + (f" (unknown: {unknown})." if unknown else "."))
+    for part, value in (("policy", tool.policy), ("summary", tool.summary)):
+        if value is not None and not callable(value):
+            raise ToolRegistrationError(f"Tool {where}: its {part} is not callable.")
+    registry[tool.name] = tool
+    return tool
+
+
 def register(
     *, description: str, parameters: dict[str, Any], policy=policies.run_at_once, name: str | None = None,
     decisions: frozenset[str] = WITH_BODY, summary: Callable[[dict[str, Any]], str] | None = None,
 ):
-    """Decorator registering a function as a tool under its own name (or ``name``).
-    ``parameters`` is the JSON Schema of its arguments; ``decisions`` those reviewers may take;
-    ``summary(arguments) -> str`` the one line shown first on the queue and the approval page
-    (``summary_line``)."""
+    """Decorator registering a function as a tool under its own name (or ``name``); returns the
+    function unchanged.
+
+    ``parameters``: the JSON Schema (draft 2020-12) of its arguments, sent to the model as the
+    declaration's ``parameters`` and checked on every call. ``policy(arguments) -> Requirement``
+    settles each call (default: it runs at once). ``decisions``: those reviewers may take, some
+    of ``approve``, ``edit``, ``respond``, ``reject``. ``summary(arguments) -> str``: the one line
+    shown first on the queue and the approval page (``summary_line``).
+
+    Raises ``ToolRegistrationError`` for a name already registered, an invalid schema or an
+    unknown decision."""
 
     def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
-        jsonschema.Draft202012Validator.check_schema(parameters)
-        tool = Tool(name or function.__name__, description, parameters, function, policy, frozenset(decisions),
-                    summary)
-        registry[tool.name] = tool
+        _add(Tool(name or function.__name__, description, parameters, function, policy or policies.run_at_once,
+                  frozenset(decisions),
+                  summary, getattr(function, "__module__", "") or ""))
         return function
 
     return decorator
@@ -75,11 +128,29 @@ def declare(
     decisions: frozenset[str] = WITHOUT_BODY, summary: Callable[[dict[str, Any]], str] | None = None,
 ) -> Tool:
     """Register a tool Handoff declares to the model but has no body for: a person answers each
-    call with a result typed by hand. ``summary`` as for ``register``."""
-    jsonschema.Draft202012Validator.check_schema(parameters)
-    tool = Tool(name, description, parameters, None, policy or policies.run_at_once, frozenset(decisions), summary)
-    registry[name] = tool
-    return tool
+    call with a result typed by hand (or, for a call handed over by the caller, the caller runs
+    it). Arguments as for ``register``; the policy defaults to running at once, which for a tool
+    with no body still means a person's answer (``evaluate``). Returns the ``Tool``; raises
+    ``ToolRegistrationError`` as ``register`` does."""
+    module = sys._getframe(1).f_globals.get("__name__", "")  # the caller's module, as logging finds it
+    return _add(Tool(name, description, parameters, None, policy or policies.run_at_once, frozenset(decisions),
+                     summary, module))
+
+
+def load_modules(paths: list[str]) -> None:
+    """Import each tool module in ``paths`` (``HANDOFF_TOOL_MODULES``), in order; importing one
+    registers its tools. A module imported already (by another path or an earlier call) is not
+    run again. Raises ``ToolRegistrationError`` naming the module when one cannot be imported or
+    registers a tool wrongly."""
+    for path in paths:
+        try:
+            importlib.import_module(path)
+        except ToolRegistrationError as error:
+            raise ToolRegistrationError(f"HANDOFF_TOOL_MODULES: {path}: {error}") from error
+        except Exception as error:
+            raise ToolRegistrationError(
+                f"HANDOFF_TOOL_MODULES: module {path!r} could not be imported: {type(error).__name__}: {error}"
+            ) from error
 
 
 def get(name: str) -> Tool | None:
@@ -163,7 +234,7 @@ def edit_error(name: str, arguments: Any) -> str:
     return ""
 
 
-def evaluate(name: str, arguments: dict[str, Any], *, schema_error: str = "") -> policies.Requirement:
+def evaluate(name: str, arguments: dict[str, Any], *, schema_error: str = "") -> Requirement:
     """The policy requirement for a call of ``name`` with ``arguments``: its tool's policy, or a
     person's answer when Handoff has no tool or no body for it.
 
@@ -176,17 +247,17 @@ def evaluate(name: str, arguments: dict[str, Any], *, schema_error: str = "") ->
         try:
             asked = evaluate(name, arguments)
         except Exception:  # a policy written for valid arguments may fail on others
-            asked = policies.Requirement(True, "")
+            asked = Requirement(True, "")
         return replace(
             asked, needs_approval=True,
             reason=f"The arguments do not fit {name}'s schema ({schema_error}): a person decides.",
         )
     tool = registry.get(name)
     if tool is None:
-        return policies.Requirement(True, f"{name} is not a registered tool: a person answers it by hand.",
+        return Requirement(True, f"{name} is not a registered tool: a person answers it by hand.",
                                     manual_result=True)
     if tool.function is None:
-        return policies.Requirement(True, f"{name} has no body in Handoff: a person answers it by hand.",
+        return Requirement(True, f"{name} has no body in Handoff: a person answers it by hand.",
                                     manual_result=True)
     return tool.policy(arguments)
 
@@ -197,63 +268,3 @@ def declarations(names: list[str]) -> list[dict[str, Any]]:
     if unknown:
         raise KeyError(f"Unknown tool(s): {', '.join(unknown)}. Registered: {', '.join(sorted(registry))}.")
     return [registry[n].declaration() for n in names]
-
-
-# --- The order-support demo ------------------------------------------------------------------
-
-ORDERS = {
-    "A-1001": {"total": 249.00, "items": ["Noise-cancelling headphones"], "status": "delivered"},
-    "A-1002": {"total": 89.90, "items": ["USB-C dock"], "status": "delivered"},
-    "A-1003": {"total": 1450.00, "items": ["4K monitor", "Monitor arm"], "status": "delivered"},
-    "A-1004": {"total": 35.00, "items": ["Phone case"], "status": "shipped"},
-}
-
-
-@register(
-    description="Look up an order by its id: items, total (USD) and delivery status.",
-    parameters={
-        "type": "object",
-        "properties": {"order_id": {"type": "string", "description": "The order id, e.g. A-1001."}},
-        "required": ["order_id"],
-    },
-    summary=lambda arguments: f"Look up order {arguments['order_id']}",
-)
-def lookup_order(order_id: str) -> dict[str, Any]:
-    order = ORDERS.get(order_id)
-    if order is None:
-        return {"order_id": order_id, "error": "No order with this id."}
-    return {"order_id": order_id, "currency": "USD", **order}
-
-
-@register(
-    description="Refund a customer for an order. Amount in USD.",
-    parameters={
-        "type": "object",
-        "properties": {
-            "order_id": {"type": "string"},
-            "amount": {"type": "number", "minimum": 0},
-            "reason": {"type": "string"},
-        },
-        "required": ["order_id", "amount", "reason"],
-        "additionalProperties": False,
-    },
-    policy=policies.refund_policy,
-    summary=lambda arguments: f"Refund ${arguments['amount']:,.2f} on order {arguments['order_id']}: {arguments['reason']}",
-)
-def issue_refund(order_id: str, amount: float, reason: str) -> dict[str, Any]:
-    refund_id = "R-" + hashlib.sha256(f"{order_id}:{amount}".encode()).hexdigest()[:8].upper()
-    return {"refund_id": refund_id, "order_id": order_id, "amount": amount, "currency": "USD",
-            "status": "issued", "reason": reason}
-
-
-declare(
-    name="send_customer_email",
-    description="Send an email to the customer. Handoff has no mail body for it: a support agent sends it and types what happened.",
-    parameters={
-        "type": "object",
-        "properties": {"to": {"type": "string"}, "subject": {"type": "string"}, "body": {"type": "string"}},
-        "required": ["to", "subject", "body"],
-    },
-    policy=lambda arguments: policies.Requirement(True, "Customer emails are sent by a person."),
-    summary=lambda arguments: f"Email {arguments['to']}: {arguments['subject']}",
-)

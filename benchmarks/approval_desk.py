@@ -63,6 +63,7 @@ DATABASE_URL = os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/2")
 os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+os.environ.setdefault("HANDOFF_TOOL_MODULES", "approvals.demo")  # the order-support demo's tools
 os.environ["HANDOFF_TASK_QUEUE"] = "handoff-bench-desk"
 os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,localhost,127.0.0.1"
 os.environ["DJANGO_DEBUG"] = "0"

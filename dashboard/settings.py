@@ -363,6 +363,11 @@ HANDOFF_AUDIT_CHECKPOINT_LOG = os.environ.get("HANDOFF_AUDIT_CHECKPOINT_LOG", ""
 # --- Notifications ----------------------------------------------------------------------------
 # Links in emails and webhooks point here.
 HANDOFF_BASE_URL = os.environ.get("HANDOFF_BASE_URL", "http://127.0.0.1:8000")
+
+# The modules that register tools and their policies (approvals.tools), comma-separated import
+# paths, imported at start-up by every process; a module that cannot be loaded stops it. `make
+# run` and `make test` load the order-support demo (approvals.demo); production loads only these.
+HANDOFF_TOOL_MODULES = [m.strip() for m in os.environ.get("HANDOFF_TOOL_MODULES", "").split(",") if m.strip()]
 EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "handoff@localhost")
 HANDOFF_WEBHOOK_URL = os.environ.get("HANDOFF_WEBHOOK_URL", "")

@@ -49,6 +49,10 @@ class Command(BaseCommand):
         if Run.objects.exists():
             self.stdout.write("Runs exist already: no demo runs queued.")
             return
+        if not {"lookup_order", "issue_refund"} <= tools.registry.keys():
+            self.stdout.write("The demo's tools are not loaded (HANDOFF_TOOL_MODULES=approvals.demo, as `make run` "
+                              "sets it): no demo runs queued.")
+            return
         order_tools = tools.declarations(["lookup_order", "issue_refund"])
         bob = User.objects.get(username="bob")
         execution.create_run(
