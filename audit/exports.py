@@ -34,8 +34,13 @@ def _csv_cell(value: str | None) -> str:
 # Columns read for an export: the JSON fields come back as their JSON text (cast in the
 # database), so nothing is parsed only to be serialized again.
 _EXPORT_COLUMNS = ("id", "created_at", "actor", "verb", "object_type", "object_id", "run_id", "tool",
-                   "before_json", "after_json", "request_id")
+                   "before_json", "after_json", "request_id", "via")
 EXPORT_CHUNK = 2000  # rows fetched and written per step
+
+
+def _jsonl_via(via: str) -> str:
+    """The ``via`` member of a JSON line, absent when empty as in ``AuditEvent.as_dict``."""
+    return f', "via": {json.dumps(via, ensure_ascii=False)}' if via else ""
 
 
 def _export_rows(events: models.QuerySet):
@@ -70,16 +75,17 @@ def export_chunks(events: models.QuerySet, fmt: str) -> Iterator[tuple[str, int]
             writer.writerows(
                 (pk, created.isoformat(), _csv_cell(actor), _csv_cell(verb), _csv_cell(object_type),
                  _csv_cell(object_id), run_id, _csv_cell(tool), _csv_cell(before), _csv_cell(after),
-                 _csv_cell(request))
-                for pk, created, actor, verb, object_type, object_id, run_id, tool, before, after, request in batch
+                 _csv_cell(request), _csv_cell(via))
+                for pk, created, actor, verb, object_type, object_id, run_id, tool, before, after, request, via in batch
             )
         else:
             buffer.writelines(
                 f'{{"id": {pk}, "created_at": "{created.isoformat()}", "actor": {dumps(actor, ensure_ascii=False)}, '
                 f'"verb": {dumps(verb)}, "object_type": {dumps(object_type)}, "object_id": {dumps(object_id)}, '
                 f'"run_id": {"null" if run_id is None else run_id}, "tool": {dumps(tool, ensure_ascii=False)}, '
-                f'"before": {before or "null"}, "after": {after or "null"}, "request_id": {dumps(request)}}}\n'
-                for pk, created, actor, verb, object_type, object_id, run_id, tool, before, after, request in batch
+                f'"before": {before or "null"}, "after": {after or "null"}, "request_id": {dumps(request)}'
+                f'{_jsonl_via(via)}}}\n'
+                for pk, created, actor, verb, object_type, object_id, run_id, tool, before, after, request, via in batch
             )
         return buffer.getvalue()
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from audit.context import request_id
+from audit.context import request_id, via
 from audit.canonical import canonical_json
 from audit.models import AuditEvent, ChainLink, UnsealedEvent
 
@@ -46,6 +46,7 @@ def record(
         before=before,
         after=after,
         request_id=request_id.get(),
+        via=via.get(),
     )
     connection = transaction.get_connection()
     if not any(func is _seal_after_commit for _, func, _ in connection.run_on_commit):

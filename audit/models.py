@@ -56,7 +56,7 @@ class AuditEvent(models.Model):
     # The fields an export carries and a chain link hashes, in this order (``as_dict``).
     EXPORT_FIELDS = (
         "id", "created_at", "actor", "verb", "object_type", "object_id", "run_id", "tool", "before",
-        "after", "request_id",
+        "after", "request_id", "via",
     )
 
     actor = models.CharField(max_length=150, help_text="A username, or system:<component>.")
@@ -73,6 +73,8 @@ class AuditEvent(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
+    # How the actor acted when not through the pages or commands: "api:<token name>".
+    via = models.CharField(max_length=120, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = AuditEventQuerySet.as_manager()
@@ -93,8 +95,10 @@ class AuditEvent(models.Model):
 
     def as_dict(self) -> dict[str, Any]:
         """The event as a JSON-ready dict with the keys of ``EXPORT_FIELDS`` (``created_at`` as
-        ISO 8601): what an export writes and, as ``canonical_json``, what its link hashes."""
-        return {
+        ISO 8601): what an export writes and, as ``canonical_json``, what its link hashes.
+        ``via`` is left out when empty, so the events recorded before it existed hash as they
+        did (and a CSV shows it as an empty cell)."""
+        event = {
             "id": self.id,
             "created_at": self.created_at.isoformat(),
             "actor": self.actor,
@@ -107,6 +111,9 @@ class AuditEvent(models.Model):
             "after": self.after,
             "request_id": self.request_id,
         }
+        if self.via:
+            event["via"] = self.via
+        return event
 
     def save(self, *args, **kwargs):
         if self.pk is not None:

@@ -56,6 +56,28 @@ MATRIX: dict[str, dict[str, str]] = {
 }
 ACTIONS = tuple(MATRIX)
 
+# An API token (``dashboard.models.ApiToken``) acts with its user's roles, limited to the actions
+# of its scopes: the request's user then carries ``api_scopes`` (a set of these names), and every
+# check here (so every model method's) applies it. No scope gives ``administer``.
+SCOPES = ("read", "run", "decide", "audit")
+SCOPE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "read": ("read",),
+    "run": ("start", "cancel", "continue", "rerun", "track"),
+    "decide": ("decide",),
+    "audit": ("read_audit", "export"),
+}
+
+
+def scope_for(action: str) -> str | None:
+    """The token scope that gives ``action``, or ``None`` (no token may take it)."""
+    return next((scope for scope, actions in SCOPE_ACTIONS.items() if action in actions), None)
+
+
+def _scoped_out(user, action: str) -> bool:
+    """Whether ``user`` acts through an API token whose scopes do not give ``action``."""
+    scopes = getattr(user, "api_scopes", None)
+    return scopes is not None and scope_for(action) not in scopes
+
 # What a refusal says, by action: "bob may not cancel runs: …".
 _WHAT = {
     "read": "read runs",
@@ -110,6 +132,8 @@ def may(user, action: str, run=None) -> bool:
     """Whether ``user`` may take ``action`` (one of ``ACTIONS``; ``KeyError`` otherwise), on
     ``run`` when given. For an action some roles take on their own runs only (cancel, continue),
     ``run=None`` asks whether the user may take it on some run (to show a control at all)."""
+    if _scoped_out(user, action):
+        return False
     scopes = _scopes(roles_of(user), action)
     if ANY in scopes:
         return True
@@ -125,6 +149,9 @@ def allowed(user, run=None) -> dict[str, bool]:
     owned = None
     result = {}
     for action in ACTIONS:
+        if _scoped_out(user, action):
+            result[action] = False
+            continue
         scopes = _scopes(roles, action)
         if ANY in scopes or not scopes or run is None:
             result[action] = bool(scopes)
@@ -148,6 +175,12 @@ def require(user, action: str, run=None) -> None:
     if may(user, action, run):
         return
     who = user.get_username() if user is not None and user.is_authenticated else "Someone signed out"
+    if user is not None and _scoped_out(user, action):
+        scope = scope_for(action)
+        raise PermissionDenied(
+            f"{who}'s API token may not {_WHAT[action]}: "
+            + (f"that takes the {scope} scope." if scope else "no token may, only the pages.")
+        )
     takers = [role for role in ROLES if role in MATRIX[action]]
     own = [role for role in takers if MATRIX[action][role] == OWN and role in roles_of(user)]
     if run is not None and own:

@@ -7,9 +7,10 @@ from django.urls import reverse
 
 from approvals.models import Approval
 from audit.models import AuditEvent
+from dashboard.models import ApiToken
 from runs.models import Artifact, Interaction, Run, Step
 
-RECORDED = [Run, Interaction, Step, Artifact, Approval, AuditEvent]
+RECORDED = [Run, Interaction, Step, Artifact, Approval, AuditEvent, ApiToken]
 
 
 @pytest.fixture
@@ -40,3 +41,10 @@ def test_a_recorded_run_cannot_be_changed_or_deleted_in_the_admin(client, superu
     run.refresh_from_db()
     assert run.model == "m"
     assert change.status_code == 403 and delete.status_code == 403
+
+
+def test_the_token_admin_never_shows_a_tokens_hash(client, superuser):
+    token, secret = ApiToken.issue(superuser, name="ci", scopes=["read"])
+    client.force_login(superuser)
+    body = client.get(reverse("admin:dashboard_apitoken_change", args=[token.pk])).content.decode()
+    assert token.prefix in body and token.digest not in body and secret not in body
