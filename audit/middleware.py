@@ -8,7 +8,7 @@ import uuid
 
 from django.db import transaction
 
-from audit.context import request_id
+from audit.context import request_id, via
 from audit.log import record
 
 # What an incoming X-Request-ID may look like (a UUID, a proxy's or tracer's id): 1 to 64 ASCII
@@ -30,9 +30,12 @@ class RequestIdMiddleware:
         if not REQUEST_ID.fullmatch(value):
             value = uuid.uuid4().hex
         token = request_id.set(value)
+        # An API token sets ``via`` once it is read (dashboard.api); no request inherits another's.
+        via_token = via.set("")
         try:
             response = self.get_response(request)
         finally:
+            via.reset(via_token)
             request_id.reset(token)
         response["X-Request-ID"] = value
         return response

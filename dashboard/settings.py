@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "csp",
     "django_htmx",
     "template_partials",
+    # django-ninja's app: its Swagger UI's scripts and styles, served from here (no CDN).
+    "ninja",
     "audit",
     "runs",
     "approvals",

@@ -1,0 +1,253 @@
+"""The REST API, ``/api/v1/``: django-ninja (pydantic schemas, OpenAPI 3.1 at
+``/api/v1/openapi.json``, Swagger UI at ``/api/v1/docs`` from django-ninja's own static files).
+
+Every request carries ``Authorization: Bearer <token>`` (``dashboard.models.ApiToken``): it acts
+as the token's user, with the user's roles limited to the token's scopes, and the audit events it
+writes carry ``via = "api:<token name>"``. Decisions go through the same model methods as the
+pages (``Approval.approve``, ``reject``, ``claim``, ``release``), so the same rules hold: rights,
+policy, four-eyes, the arguments hash, exactly once.
+
+Errors are ``application/problem+json`` (RFC 9457): ``{"type", "title", "status", "detail"}``,
+plus ``errors: [{"field", "message"}]`` for invalid input. 401 for a missing, unknown, revoked or
+expired token; 403 for a refusal (the reason in ``detail``); 404; 409 when the call was decided
+or changed first (a lost race, stale arguments); 422 for invalid input.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer
+
+from approvals.models import Approval, DecisionRefused
+from audit import context, roles
+from dashboard.models import ApiToken
+
+PROBLEM = "application/problem+json"
+
+
+class BearerToken(HttpBearer):
+    """``Authorization: Bearer <token>``: the request then acts as the token's user, limited to
+    its scopes (``ApiToken.act_as``); ``None`` (a 401) for any token that is not usable."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
+        api_token = ApiToken.authenticate(token)
+        if api_token is None:
+            return None
+        request.user = api_token.act_as()
+        request.api_token = api_token
+        # Reset at the end of the request by audit.middleware.RequestIdMiddleware.
+        context.via.set(api_token.via)
+        return api_token
+
+
+api = NinjaAPI(
+    title="Handoff API",
+    version="1",
+    description="Runs, approvals and the audit log of a Handoff desk. Authenticate with "
+                "`Authorization: Bearer <token>` (create one with `python manage.py create_api_token`).",
+    urls_namespace="api",
+    auth=BearerToken(),
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+)
+
+
+# --- Errors: application/problem+json (RFC 9457) ---------------------------------------------------
+
+class FieldError(Schema):
+    field: str
+    message: str
+
+
+class Problem(Schema):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = ""
+    errors: list[FieldError] = []
+
+
+def problem(status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None,
+            headers: dict[str, str] | None = None) -> JsonResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    response = JsonResponse(body, status=status, content_type=PROBLEM)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc: ValidationError):
+    errors = []
+    for error in exc.errors:
+        # ninja's locations start with where the value came from: ("query" | "path", name, ...)
+        # or ("body", <the body parameter>, field, ...); the field is what follows.
+        location = [str(part) for part in error.get("loc", ())]
+        if location[:1] == ["body"]:
+            location = location[2:]
+        elif location[:1] in (["query"], ["path"]):
+            location = location[1:]
+        field = ".".join(location)
+        errors.append({"field": field or "body", "message": error.get("msg", "invalid")})
+    return problem(422, "Invalid input", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request, exc):
+    return problem(401, "Unauthorized", "Send a usable API token: Authorization: Bearer <token>.",
+                   headers={"WWW-Authenticate": 'Bearer realm="handoff"'})
+
+
+@api.exception_handler(PermissionDenied)
+def _refused(request, exc):
+    return problem(403, "Forbidden", str(exc) or "Not allowed.")
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return problem(404, "Not found", str(exc) or "No such object.")
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    return problem(exc.status_code, {409: "Conflict"}.get(exc.status_code, "Error"), str(exc))
+
+
+# --- Approvals ----------------------------------------------------------------------------------------
+
+class ActionsOut(Schema):
+    may_decide: bool
+    can_approve: bool
+    can_edit: bool
+    can_respond: bool
+    can_reject: bool
+    can_claim: bool
+    can_release: bool
+
+
+class ApprovalOut(Schema):
+    id: int
+    run_id: int
+    interaction_id: str
+    call_id: str
+    function_name: str
+    status: str
+    summary: str
+    arguments: dict[str, Any]
+    edited_arguments: dict[str, Any] | None
+    arguments_hash: str
+    policy: str
+    requires_manual_result: bool
+    approvals_required: int
+    approvals_so_far: int
+    approver_group: str
+    claimed_by: str | None
+    claimed_until: datetime | None
+    deadline_at: datetime | None
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str
+    actions: ActionsOut
+
+
+def approval_out(approval: Approval, user) -> dict[str, Any]:
+    actions = approval.actions_for(user)
+    return {
+        "id": approval.pk,
+        "run_id": approval.run_id,
+        "interaction_id": approval.interaction.interaction_id,
+        "call_id": approval.call_id,
+        "function_name": approval.function_name,
+        "status": approval.status,
+        "summary": approval.summary,
+        "arguments": approval.arguments,
+        "edited_arguments": approval.edited_arguments,
+        "arguments_hash": approval.arguments_hash,
+        "policy": approval.policy,
+        "requires_manual_result": approval.requires_manual_result,
+        "approvals_required": approval.approvals_required,
+        "approvals_so_far": approval.approvals_so_far(),
+        "approver_group": approval.approver_group,
+        "claimed_by": approval.claimed_by.get_username() if approval.is_claimed else None,
+        "claimed_until": approval.claimed_until if approval.is_claimed else None,
+        "deadline_at": approval.deadline_at,
+        "created_at": approval.created_at,
+        "decided_by": approval.decided_by.get_username() if approval.decided_by_id else None,
+        "decided_at": approval.decided_at,
+        "reason": approval.reason,
+        "actions": {name: getattr(actions, name) for name in ActionsOut.model_fields},
+    }
+
+
+def _approval(pk: int) -> Approval:
+    return get_object_or_404(Approval.objects.select_related("run", "interaction", "decided_by", "claimed_by"),
+                             pk=pk)
+
+
+PROBLEMS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem}
+
+
+@api.get("/approvals/{approval_id}", response={200: ApprovalOut, **PROBLEMS}, tags=["approvals"])
+def get_approval(request, approval_id: int):
+    """One function call waiting for people, or decided: its arguments (the model's and, if a
+    reviewer edited them, the edit in force), the hash a decision must quote, the policy's
+    requirement, and what the token's user may do with it now (``actions``)."""
+    roles.require(request.user, "read")
+    return approval_out(_approval(approval_id), request.user)
+
+
+class DecisionIn(Schema):
+    decision: Literal["approve", "reject", "edit", "respond"]
+    arguments_hash: str
+    reason: str = ""
+    arguments: dict[str, Any] | None = None
+    result: Any = None
+
+
+@api.post("/approvals/{approval_id}/decision", response={200: ApprovalOut, **PROBLEMS}, tags=["approvals"])
+def decide(request, approval_id: int, body: DecisionIn):
+    """Decide a pending call as the page does: ``approve`` the arguments in force, ``edit`` them
+    (``arguments``: validated against the tool's schema, then judged by the policy again),
+    ``respond`` with a typed ``result`` (a tool Handoff has no body for), or ``reject`` with a
+    ``reason`` the model is told. ``arguments_hash`` is the hash of the arguments the decision
+    was made on (``GET`` gives it): a call changed since answers 409.
+
+    200 with the call as it now stands (four-eyes: still pending until enough reviewers
+    approve); 403 when the user or the token may not decide it; 409 when it was decided first
+    or the decision is refused (stale hash, a claim held by someone else, approving twice);
+    422 for a missing ``reason``, ``arguments`` or ``result``."""
+    roles.require(request.user, "decide")
+    approval = _approval(approval_id)
+    approval.check_group(request.user)
+    missing = {"reject": ("reason", body.reason.strip()), "edit": ("arguments", body.arguments),
+               "respond": ("result", body.result)}.get(body.decision)
+    if missing is not None and missing[1] in (None, ""):
+        field = missing[0]
+        return problem(422, "Invalid input", f"{field}: required to {body.decision}",
+                       [{"field": field, "message": f"required to {body.decision}"}])
+    try:
+        if body.decision == "reject":
+            won = approval.reject(by=request.user, shown_hash=body.arguments_hash, reason=body.reason.strip())
+        else:
+            won = approval.approve(
+                by=request.user, shown_hash=body.arguments_hash,
+                arguments=body.arguments if body.decision == "edit" else None,
+                result=body.result if body.decision == "respond" else None,
+            )
+    except DecisionRefused as exc:
+        raise HttpError(409, str(exc)) from None
+    approval = _approval(approval_id)
+    if not won:
+        who = approval.decided_by.get_username() if approval.decided_by_id else "someone"
+        raise HttpError(409, f"Already decided by {who}: {approval.get_status_display()}.")
+    return approval_out(approval, request.user)
