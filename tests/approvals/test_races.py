@@ -339,3 +339,35 @@ def test_the_run_page_offers_admins_resend_and_close_of_an_unknown_send_and_no_o
     assert as_admin.post(close).status_code == 302
     assert as_admin.post(resend).status_code == 409  # closed meanwhile: nothing to resend
     assert results_per_call(api)[refund.call_id] == 0
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_api_and_page_decisions_racing_on_one_call_run_it_once(worker, api, reviewers, trial):
+    """Issue 13: the API decides through the same model methods as the page, so the same call
+    raced from both sends one function_result, and every loser gets a 409, never a 500."""
+    from dashboard.models import ApiToken
+
+    refund = waiting_refund(f"{SINGLE} ({trial})")
+    assert refund.approvals_required == 1
+    pages = [signed_in(user) for user in reviewers for _ in range(5)]
+    tokens = [ApiToken.issue(user, name=f"race {trial} {n}", scopes=["decide"])[1]
+              for user in reviewers for n in range(5)]
+    page_url = reverse("approvals:approve", args=[refund.pk])
+    api_url = f"/api/v1/approvals/{refund.pk}/decision"
+    body = {"decision": "approve", "arguments_hash": refund.arguments_hash}
+
+    statuses = at_once(
+        *(lambda client=client: client.post(page_url, {"shown_hash": refund.arguments_hash}).status_code
+          for client in pages),
+        *(lambda token=token: Client(raise_request_exception=False).post(
+            api_url, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}").status_code
+          for token in tokens),
+    )
+
+    counted = Counter(statuses)
+    assert counted[302] + counted[200] == 1 and counted[409] == len(statuses) - 1, counted
+    completed(refund.run_id)
+    refund.refresh_from_db()
+    assert refund.status == Approval.Status.APPROVED and refund.decisions.count() == 1
+    assert results_per_call(api)[refund.call_id] == 1
+    assert AuditEvent.objects.filter(verb="function_call.executed", object_id=str(refund.pk)).count() == 1
