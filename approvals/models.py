@@ -105,7 +105,38 @@ def _claim_lapsed(now: datetime) -> Q:
     return Q(claimed_until__isnull=True) | Q(claimed_until__lte=now)
 
 
+# The queue's age filter: older than each.
+AGES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "1d": timedelta(days=1)}
+
+
 class ApprovalQuerySet(models.QuerySet):
+    def filtered(self, filters: dict[str, Any], *, user, now: datetime):
+        """Calls people decide (never the ones policy ran at once), narrowed by the queue's
+        filters (``QueueFilterForm``'s cleaned data; the page, bulk, "Claim next" and the API
+        take the same): ``tool``, ``run`` (id), ``age`` (a key of ``AGES``), ``assignee`` (a
+        username or ``"me"``: holding an unexpired claim), ``policy`` (text in it),
+        ``requirement`` (``"four-eyes"`` or ``"single"``), ``group``. Empty values are ignored;
+        the state (``in_state``) is the caller's."""
+        approvals = self.exclude(status=Approval.Status.AUTO)
+        if filters.get("tool"):
+            approvals = approvals.filter(function_name=filters["tool"])
+        if filters.get("run"):
+            approvals = approvals.filter(run_id=filters["run"])
+        if filters.get("age"):
+            approvals = approvals.filter(created_at__lte=now - AGES[filters["age"]])
+        if filters.get("assignee"):
+            holder = Q(claimed_by=user) if filters["assignee"] == "me" else Q(claimed_by__username=filters["assignee"])
+            approvals = approvals.filter(holder, claimed_until__gt=now)
+        if filters.get("policy"):
+            approvals = approvals.filter(policy__icontains=filters["policy"])
+        if filters.get("requirement") == "four-eyes":
+            approvals = approvals.filter(approvals_required__gt=1)
+        elif filters.get("requirement") == "single":
+            approvals = approvals.filter(approvals_required=1)
+        if filters.get("group"):
+            approvals = approvals.filter(approver_group=filters["group"])
+        return approvals
+
     def in_state(self, state: str, *, now: datetime | None = None):
         """The approvals in the desk's state ``state`` (``state_conditions``; ``KeyError`` for
         another name) at ``now`` (default: now)."""

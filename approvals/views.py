@@ -39,7 +39,6 @@ CONTEXT_STEPS = 30
 # A deadline this close is shown as due soon.
 DUE_SOON = timedelta(minutes=30)
 
-AGES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "1d": timedelta(days=1)}
 APPROVE = Decision.Verdict.APPROVE
 
 
@@ -89,28 +88,8 @@ def _go(request: HttpRequest, url: str) -> HttpResponse:
 
 
 def _filtered(form: QueueFilterForm, user, now: datetime) -> QuerySet[Approval]:
-    """Calls people decide (never the ones policy ran at once), narrowed by the filters of
-    ``form`` (bound and validated) that cleaned; the tab is applied by the caller."""
-    data = form.cleaned_data
-    approvals = Approval.objects.exclude(status=Approval.Status.AUTO)
-    if data.get("tool"):
-        approvals = approvals.filter(function_name=data["tool"])
-    if data.get("run"):
-        approvals = approvals.filter(run_id=data["run"])
-    if data.get("age"):
-        approvals = approvals.filter(created_at__lte=now - AGES[data["age"]])
-    if data.get("assignee"):
-        holder = Q(claimed_by=user) if data["assignee"] == "me" else Q(claimed_by__username=data["assignee"])
-        approvals = approvals.filter(holder, claimed_until__gt=now)
-    if data.get("policy"):
-        approvals = approvals.filter(policy__icontains=data["policy"])
-    if data.get("requirement") == "four-eyes":
-        approvals = approvals.filter(approvals_required__gt=1)
-    elif data.get("requirement") == "single":
-        approvals = approvals.filter(approvals_required=1)
-    if data.get("group"):
-        approvals = approvals.filter(approver_group=data["group"])
-    return approvals
+    """``Approval.objects.filtered`` by the filters of ``form`` (bound and validated) that cleaned."""
+    return Approval.objects.filtered(form.cleaned_data, user=user, now=now)
 
 
 @contextmanager

@@ -21,10 +21,13 @@ from typing import Any, Literal
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.http import urlencode
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
+from approvals.forms import QueueFilterForm
 from approvals.models import Approval, DecisionRefused
 from audit import context, roles
 from dashboard.models import ApiToken
@@ -176,7 +179,8 @@ def approval_out(approval: Approval, user) -> dict[str, Any]:
         "policy": approval.policy,
         "requires_manual_result": approval.requires_manual_result,
         "approvals_required": approval.approvals_required,
-        "approvals_so_far": approval.approvals_so_far(),
+        "approvals_so_far": (approval.approvals_count if hasattr(approval, "approvals_count")
+                             else approval.approvals_so_far()),
         "approver_group": approval.approver_group,
         "claimed_by": approval.claimed_by.get_username() if approval.is_claimed else None,
         "claimed_until": approval.claimed_until if approval.is_claimed else None,
@@ -194,7 +198,49 @@ def _approval(pk: int) -> Approval:
                              pk=pk)
 
 
+class ApprovalPage(Schema):
+    items: list[ApprovalOut]
+    next: str | None = None
+
+
+LIST_LIMIT = 200
+
+
 PROBLEMS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem}
+
+
+@api.get("/approvals", response={200: ApprovalPage, **PROBLEMS}, tags=["approvals"])
+def list_approvals(request, state: str = "pending", tool: str = "", run: int | None = None, age: str = "",
+                   assignee: str = "", policy: str = "", requirement: str = "", group: str = "",
+                   after: int = 0, limit: int = 50):
+    """The queue's calls in ``state`` (pending, claimed, decided, expired) with its filters
+    (the page's: ``tool``, ``run``, ``age`` 1h/4h/1d, ``assignee`` a username or ``me``,
+    ``policy``, ``requirement`` four-eyes/single, ``group``), in id order, ``limit`` (1 to 200)
+    at a time; ``next`` is the URL of the following page (keyset: ``after`` the last id), or
+    ``null`` on the last one. 422 names a filter that is not valid."""
+    roles.require(request.user, "read")
+    raw = {"state": state, "tool": tool, "run": run, "age": age, "assignee": assignee, "policy": policy,
+           "requirement": requirement, "group": group}
+    form = QueueFilterForm({k: v for k, v in raw.items() if v not in (None, "")})
+    errors = [{"field": name, "message": " ".join(messages)} for name, messages in form.errors.items()]
+    if not 1 <= limit <= LIST_LIMIT:
+        errors.append({"field": "limit", "message": f"between 1 and {LIST_LIMIT}"})
+    if errors:
+        return problem(422, "Invalid input", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+    now = timezone.now()
+    rows = list(
+        Approval.objects.filtered(form.cleaned_data, user=request.user, now=now)
+        .in_state(form.cleaned_data.get("state") or "pending", now=now)
+        .filter(pk__gt=after).with_progress(request.user)
+        .select_related("run", "interaction", "decided_by", "claimed_by").order_by("pk")[: limit + 1]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    following = None
+    if more:
+        query = {k: v for k, v in raw.items() if v not in (None, "")} | {"after": rows[-1].pk, "limit": limit}
+        following = f"{request.path}?{urlencode(query)}"
+    return {"items": [approval_out(a, request.user) for a in rows], "next": following}
 
 
 @api.get("/approvals/{approval_id}", response={200: ApprovalOut, **PROBLEMS}, tags=["approvals"])

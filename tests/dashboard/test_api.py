@@ -131,3 +131,25 @@ def test_the_openapi_schema_is_3_1_and_the_docs_load_nothing_from_elsewhere(clie
     assert docs.status_code == 200
     page = docs.content.decode()
     assert "swagger-ui-bundle" in page and "cdn." not in page and "https://" not in page
+
+
+def test_the_list_takes_the_queues_filters_and_pages_by_keyset(client, alice):
+    refunds = [requested_call("issue_refund", {"order_id": f"A-{n}", "amount": 300 + n, "reason": "x"},
+                              call_id=f"call_{n}") for n in range(5)]
+    requested_call("lookup_order", {"order_id": "A-1"}, call_id="call_lookup")  # runs at once: never listed
+    headers = bearer(alice, "read")
+    first = client.get("/api/v1/approvals", {"limit": 2}, **headers).json()
+    assert [a["id"] for a in first["items"]] == [r.pk for r in refunds[:2]]
+    second = client.get(first["next"], **headers).json()
+    third = client.get(second["next"], **headers).json()
+    assert [a["id"] for a in second["items"] + third["items"]] == [r.pk for r in refunds[2:]]
+    assert third["next"] is None
+    only = client.get("/api/v1/approvals", {"run": refunds[3].run_id}, **headers).json()
+    assert [a["id"] for a in only["items"]] == [refunds[3].pk]
+    assert client.get("/api/v1/approvals", {"state": "decided"}, **headers).json()["items"] == []
+
+
+def test_a_bad_filter_is_a_422_naming_it(client, alice):
+    response = client.get("/api/v1/approvals", {"state": "lost", "limit": 0}, **bearer(alice, "read"))
+    assert response.status_code == 422 and response["Content-Type"] == PROBLEM
+    assert {e["field"] for e in response.json()["errors"]} == {"state", "limit"}
