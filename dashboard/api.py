@@ -297,3 +297,34 @@ def decide(request, approval_id: int, body: DecisionIn):
         who = approval.decided_by.get_username() if approval.decided_by_id else "someone"
         raise HttpError(409, f"Already decided by {who}: {approval.get_status_display()}.")
     return approval_out(approval, request.user)
+
+
+@api.post("/approvals/{approval_id}/claim", response={200: ApprovalOut, **PROBLEMS}, tags=["approvals"])
+def claim(request, approval_id: int):
+    """Claim a pending call for the lease the page gives (``approvals.models.CLAIM_LEASE``), or
+    renew one's own claim. 403 outside the call's approver group; 409 when someone else holds
+    it or it was decided."""
+    roles.require(request.user, "decide")
+    approval = _approval(approval_id)
+    approval.check_group(request.user)
+    if not approval.claim(by=request.user):
+        approval = _approval(approval_id)
+        if approval.is_claimed:
+            raise HttpError(409, f"{approval.claimed_by.get_username()} holds this call until "
+                                 f"{approval.claimed_until:%H:%M:%S} UTC.")
+        raise HttpError(409, f"Already decided: {approval.get_status_display()}. Nothing to claim.")
+    return approval_out(_approval(approval_id), request.user)
+
+
+@api.post("/approvals/{approval_id}/release", response={200: ApprovalOut, **PROBLEMS}, tags=["approvals"])
+def release(request, approval_id: int):
+    """Give up a claim: its holder, or an admin freeing someone else's (403 otherwise). 409
+    when no claim holds the call."""
+    approval = _approval(approval_id)
+    if not approval.is_claimed:
+        raise HttpError(409, "No one holds a claim on this call.")
+    if not approval.actions_for(request.user).can_release:
+        raise PermissionDenied("Only the holder of a claim, or an admin, may release it.")
+    if not approval.release(by=request.user):
+        raise HttpError(409, "The claim was released or lapsed first.")
+    return approval_out(_approval(approval_id), request.user)

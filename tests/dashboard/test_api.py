@@ -153,3 +153,20 @@ def test_a_bad_filter_is_a_422_naming_it(client, alice):
     response = client.get("/api/v1/approvals", {"state": "lost", "limit": 0}, **bearer(alice, "read"))
     assert response.status_code == 422 and response["Content-Type"] == PROBLEM
     assert {e["field"] for e in response.json()["errors"]} == {"state", "limit"}
+
+
+def test_claim_and_release_follow_the_pages_rules(client, alice, refund):
+    from tests.conftest import make_user
+
+    dave = make_user("dave", "reviewers")
+    mine, his = bearer(alice, "decide"), bearer(dave, "decide", name="dave's")
+    claimed = client.post(f"/api/v1/approvals/{refund.pk}/claim", **mine)
+    assert claimed.status_code == 200 and claimed.json()["claimed_by"] == "alice"
+    taken = client.post(f"/api/v1/approvals/{refund.pk}/claim", **his)
+    assert taken.status_code == 409 and "alice holds this call" in taken.json()["detail"]
+    assert client.post(f"/api/v1/approvals/{refund.pk}/release", **his).status_code == 403
+    released = client.post(f"/api/v1/approvals/{refund.pk}/release", **mine)
+    assert released.status_code == 200 and released.json()["claimed_by"] is None
+    assert client.post(f"/api/v1/approvals/{refund.pk}/release", **mine).status_code == 409
+    event = AuditEvent.objects.filter(verb="approval.claimed", object_id=str(refund.pk)).get()
+    assert event.via == "api:ci"
