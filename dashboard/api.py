@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -28,6 +28,9 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
 from approvals.forms import QueueFilterForm
+from audit import exports, log
+from audit.forms import AuditFilterForm
+from audit.models import AuditEvent, ChainVerification
 from approvals.models import Approval, DecisionRefused
 from audit import context, roles
 from dashboard.models import ApiToken
@@ -328,3 +331,60 @@ def release(request, approval_id: int):
     if not approval.release(by=request.user):
         raise HttpError(409, "The claim was released or lapsed first.")
     return approval_out(_approval(approval_id), request.user)
+
+
+# --- Audit ---------------------------------------------------------------------------------------
+
+@api.get("/audit/events", response={200: str, **PROBLEMS}, tags=["audit"],
+         openapi_extra={"responses": {"200": {"description": "One event per line (``AuditEvent.as_dict``).",
+                                              "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}})
+def audit_events(request, since: str = "", until: str = "", run: int | None = None, actor: str = "",
+                 verb: str = "", tool: str = ""):
+    """The audit log as JSON lines, oldest first, streamed in constant memory, with the audit
+    page's filters (``since``/``until`` as dates, ``until`` inclusive; ``run``; ``actor``;
+    ``verb``, exact or a family such as ``approval``; ``tool``). Each line is what the chain
+    hashes (``AuditEvent.as_dict``). The export itself is audited. Needs the ``audit`` scope and
+    a role that may export; 422 names a filter that is not valid."""
+    roles.require(request.user, "export")
+    raw = {"since": since, "until": until, "run": run, "actor": actor, "verb": verb, "tool": tool}
+    form = AuditFilterForm({k: v for k, v in raw.items() if v not in (None, "")})
+    if not form.is_valid():
+        errors = [{"field": name, "message": " ".join(messages)} for name, messages in form.errors.items()]
+        return problem(422, "Invalid input", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+    filters = form.filters()
+    exports.record_export(actor=request.user, fmt="jsonl", filters=filters)
+    return StreamingHttpResponse(exports.export_lines(AuditEvent.objects.filtered(**filters), "jsonl"),
+                                 content_type="application/x-ndjson; charset=utf-8")
+
+
+class VerificationOut(Schema):
+    state: Literal["never", "running", "holds", "broken"]
+    verified_at: datetime | None
+    links_checked: int
+    first_bad_event_id: int | None
+    message: str
+    unsealed: int
+    unsealed_oldest_seconds: float
+
+
+@api.get("/audit/verification", response={200: VerificationOut, **PROBLEMS}, tags=["audit"])
+def audit_verification(request):
+    """The newest verification of the hash chain (``verify_audit``, the audit page's Verify, or
+    the periodic checkpoint) and the sealing backlog: events recorded but not linked into the
+    chain yet, and the age of the oldest in seconds."""
+    roles.require(request.user, "read_audit")
+    latest = ChainVerification.objects.order_by("-verified_at", "-id").first()
+    unsealed, oldest = log.seal_lag()
+    if latest is None:
+        state = "never"
+    else:
+        state = "running" if latest.ok is None else "holds" if latest.ok else "broken"
+    return {
+        "state": state,
+        "verified_at": latest.verified_at if latest else None,
+        "links_checked": latest.links_checked if latest else 0,
+        "first_bad_event_id": latest.first_bad_event_id if latest else None,
+        "message": latest.message if latest else "The chain has not been verified yet.",
+        "unsealed": unsealed,
+        "unsealed_oldest_seconds": round(oldest, 3),
+    }

@@ -4,6 +4,7 @@ model methods as the pages."""
 import pytest
 
 from approvals.models import Approval
+from audit import log
 from audit.models import AuditEvent
 from dashboard.models import ApiToken
 from tests.factories import requested_call
@@ -170,3 +171,28 @@ def test_claim_and_release_follow_the_pages_rules(client, alice, refund):
     assert client.post(f"/api/v1/approvals/{refund.pk}/release", **mine).status_code == 409
     event = AuditEvent.objects.filter(verb="approval.claimed", object_id=str(refund.pk)).get()
     assert event.via == "api:ci"
+
+
+def test_audit_events_stream_as_json_lines_with_the_pages_filters(client, alice, refund):
+    import json
+
+    from audit import chain
+
+    headers = bearer(alice, "read", "audit")
+    response = client.get("/api/v1/audit/events", {"verb": "approval"}, **headers)
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert lines and {line["verb"].split(".")[0] for line in lines} == {"approval"}
+    assert all(line == AuditEvent.objects.get(pk=line["id"]).as_dict() for line in lines)
+    exported = AuditEvent.objects.filter(verb="audit.exported").latest("id")
+    assert exported.actor == "alice" and exported.via == "api:ci"
+    bad = client.get("/api/v1/audit/events", {"since": "yesterday"}, **headers)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "since"
+    # Without the audit scope the same user is refused.
+    assert client.get("/api/v1/audit/events", **bearer(alice, "read", name="reader")).status_code == 403
+
+    assert client.get("/api/v1/audit/verification", **headers).json()["state"] == "never"
+    log.seal()
+    chain.verify_and_record()
+    status = client.get("/api/v1/audit/verification", **headers).json()
+    assert status["state"] == "holds" and status["links_checked"] > 0 and status["unsealed"] == 0
