@@ -23,9 +23,11 @@ from django.http import Http404, HttpRequest, JsonResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.http import urlencode
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
+
+from google.genai import _interactions as api_errors
 
 from approvals.forms import QueueFilterForm
 from audit import exports, log
@@ -33,7 +35,10 @@ from audit.forms import AuditFilterForm
 from audit.models import AuditEvent, ChainVerification
 from approvals.models import Approval, DecisionRefused
 from audit import context, roles
+from dashboard.forms import StartRunForm
 from dashboard.models import ApiToken
+from runs import execution, gemini
+from runs.models import Run, Step
 
 PROBLEM = "application/problem+json"
 
@@ -128,6 +133,9 @@ def _http_error(request, exc: HttpError):
     return problem(exc.status_code, {409: "Conflict"}.get(exc.status_code, "Error"), str(exc))
 
 
+PROBLEMS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem}
+
+
 # --- Approvals ----------------------------------------------------------------------------------------
 
 class ActionsOut(Schema):
@@ -209,7 +217,6 @@ class ApprovalPage(Schema):
 LIST_LIMIT = 200
 
 
-PROBLEMS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem}
 
 
 @api.get("/approvals", response={200: ApprovalPage, **PROBLEMS}, tags=["approvals"])
@@ -388,3 +395,201 @@ def audit_verification(request):
         "unsealed": unsealed,
         "unsealed_oldest_seconds": round(oldest, 3),
     }
+
+
+# --- Runs ----------------------------------------------------------------------------------------
+
+class InteractionOut(Schema):
+    sequence: int
+    interaction_id: str | None  # none until the API answered
+    previous_interaction_id: str
+    status: str
+    dispatch: str
+    usage: dict[str, Any] | None
+    output_text: str
+    error: str
+    step_count: int
+    poll_count: int
+    created_at: datetime
+    sent_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunApprovalOut(Schema):
+    id: int
+    call_id: str
+    function_name: str
+    status: str
+    summary: str
+
+
+class RunOut(Schema):
+    id: int
+    model: str
+    agent: str
+    status: str
+    input_preview: str
+    output_text: str
+    error: str
+    background: bool
+    tools: list[str]
+    created_by: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    duration_ms: int | None
+    usage: dict[str, Any]
+    total_tokens: int
+    pending_approvals: int
+    interactions: list[InteractionOut]
+    approvals: list[RunApprovalOut]
+
+
+def run_out(run: Run) -> dict[str, Any]:
+    interactions = list(run.interactions.order_by("sequence"))
+    return {
+        "id": run.pk, "model": run.model, "agent": run.agent, "status": run.status,
+        "input_preview": run.input_preview, "output_text": run.output_text, "error": run.error,
+        "background": run.background, "tools": [t.get("name", "") for t in run.tools if isinstance(t, dict)],
+        "created_by": run.created_by.get_username() if run.created_by_id else None,
+        "created_at": run.created_at, "finished_at": run.finished_at, "duration_ms": run.duration_ms,
+        "usage": run.usage, "total_tokens": run.total_tokens, "pending_approvals": run.pending_approvals,
+        "interactions": [{
+            "sequence": i.sequence, "interaction_id": i.interaction_id,
+            "previous_interaction_id": i.previous_interaction_id, "status": i.status, "dispatch": i.dispatch,
+            "usage": i.usage, "output_text": i.output_text, "error": i.error, "step_count": i.step_count,
+            "poll_count": i.poll_count, "created_at": i.created_at, "sent_at": i.sent_at,
+            "finished_at": i.finished_at,
+        } for i in interactions],
+        "approvals": [{"id": a.pk, "call_id": a.call_id, "function_name": a.function_name, "status": a.status,
+                       "summary": a.summary} for a in run.approvals.exclude(status=Approval.Status.AUTO).order_by("pk")],
+    }
+
+
+def _run(pk: int) -> Run:
+    return get_object_or_404(Run.objects.select_related("created_by"), pk=pk)
+
+
+class RunIn(Schema):
+    model: str = ""
+    agent: str = ""
+    input: str
+    tools: list[str] = []
+    background: bool = False
+    system_instruction: str = ""
+
+
+@api.post("/runs", response={201: RunOut, **PROBLEMS}, tags=["runs"])
+def create_run(request, body: RunIn):
+    """Start a run of a model (``model``) or a managed agent (``agent``), one of the two, with
+    registered ``tools`` (models only), as the start page does (``StartRunForm``: the same
+    checks, in the same words). 201 with the run, queued; 422 names the field at fault."""
+    roles.require(request.user, "start")
+    if bool(body.model) == bool(body.agent):
+        return problem(422, "Invalid input", "model or agent: give one of the two",
+                       [{"field": "model", "message": "give a model or an agent, not both"}])
+    form = StartRunForm({"target": "model" if body.model else "agent", "name": body.model or body.agent,
+                         "input": body.input, "tools": body.tools, "background": body.background,
+                         "system_instruction": body.system_instruction})
+    if not form.is_valid():
+        names = {"name": "model" if body.model else "agent"}
+        errors = [{"field": names.get(name, name), "message": " ".join(messages)}
+                  for name, messages in form.errors.items()]
+        return problem(422, "Invalid input", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+    run = execution.create_run(**form.run_options(), created_by=request.user)
+    return Status(201, run_out(_run(run.pk)))
+
+
+@api.get("/runs/{run_id}", response={200: RunOut, **PROBLEMS}, tags=["runs"])
+def get_run(request, run_id: int):
+    """A run with its interactions (status, usage, timing) and the calls that waited for people.
+    Its steps are at ``/runs/{run_id}/steps``."""
+    roles.require(request.user, "read")
+    return run_out(_run(run_id))
+
+
+class StepOut(Schema):
+    id: int
+    interaction_sequence: int
+    index: int
+    type: str
+    call_id: str
+    name: str
+    data: Any
+
+
+class StepPage(Schema):
+    items: list[StepOut]
+    next: str | None = None
+
+
+@api.get("/runs/{run_id}/steps", response={200: StepPage, **PROBLEMS}, tags=["runs"])
+def run_steps(request, run_id: int, after: int = 0, limit: int = 200):
+    """The run's steps as the API sent them, in recorded order, ``limit`` (1 to 1000) at a time;
+    ``next`` is the following page's URL (keyset on the step id), ``null`` on the last."""
+    roles.require(request.user, "read")
+    run = _run(run_id)
+    if not 1 <= limit <= 1000:
+        return problem(422, "Invalid input", "limit: between 1 and 1000",
+                       [{"field": "limit", "message": "between 1 and 1000"}])
+    steps = list(Step.objects.filter(interaction__run=run, pk__gt=after).select_related("interaction")
+                 .order_by("pk")[: limit + 1])
+    following = f"{request.path}?{urlencode({'after': steps[limit - 1].pk, 'limit': limit})}" if len(steps) > limit else None
+    return {"items": [{"id": s.pk, "interaction_sequence": s.interaction.sequence, "index": s.index, "type": s.type,
+                       "call_id": s.call_id, "name": s.name, "data": s.data} for s in steps[:limit]],
+            "next": following}
+
+
+@api.post("/runs/{run_id}/cancel", response={200: RunOut, **PROBLEMS}, tags=["runs"])
+def cancel_run(request, run_id: int):
+    """Cancel an active run (its pending calls close; a background interaction is cancelled on
+    the API). 403 unless the user may cancel it; 409 for a run that is not active."""
+    roles.require(request.user, "cancel", _run(run_id))
+    try:
+        execution.cancel_run(run_id, by=request.user)
+    except execution.CannotDoThat as exc:
+        raise HttpError(409, str(exc)) from None
+    return run_out(_run(run_id))
+
+
+class ContinueIn(Schema):
+    input: str
+
+
+@api.post("/runs/{run_id}/continue", response={200: RunOut, **PROBLEMS}, tags=["runs"])
+def continue_run(request, run_id: int, body: ContinueIn):
+    """Continue a completed run with a new user message (``previous_interaction_id`` chains it).
+    403 unless the user may continue it; 409 unless the run is completed."""
+    roles.require(request.user, "continue", _run(run_id))
+    text = body.input.strip()
+    if not text:
+        return problem(422, "Invalid input", "input: required", [{"field": "input", "message": "required"}])
+    try:
+        execution.continue_run(run_id, text=text, by=request.user)
+    except execution.CannotDoThat as exc:
+        raise HttpError(409, str(exc)) from None
+    return run_out(_run(run_id))
+
+
+class TrackIn(Schema):
+    interaction_id: str
+
+
+@api.post("/interactions", response={201: RunOut, 502: Problem, **PROBLEMS}, tags=["runs"])
+def track(request, body: TrackIn):
+    """Record an interaction started elsewhere as a new run (``interactions.get``), polled while
+    it runs, its function calls settled by policy. 409 for an id tracked already; 422 for one
+    that is not an interaction id; 502 when the API cannot give it."""
+    roles.require(request.user, "track")
+    try:
+        run = execution.track_interaction(body.interaction_id, by=request.user)
+    except execution.CannotDoThat as exc:
+        status = 409 if "already recorded" in str(exc) else 422
+        if status == 422:
+            return problem(422, "Invalid input", f"interaction_id: {exc}",
+                           [{"field": "interaction_id", "message": str(exc)}])
+        raise HttpError(409, str(exc)) from None
+    except (api_errors.APIError, gemini.MalformedResponse) as exc:
+        if isinstance(exc, api_errors.NotFoundError):
+            raise Http404(f"The API has no interaction {body.interaction_id}.") from None
+        return problem(502, "Bad gateway", f"Could not fetch it: {gemini.describe_error(exc)}")
+    return Status(201, run_out(_run(run.pk)))
