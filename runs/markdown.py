@@ -21,6 +21,7 @@ attribute; a mark that lands anywhere else is shown after the text.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Sequence
@@ -32,8 +33,11 @@ from markdown_it.common.utils import escapeHtml
 from markdown_it.token import Token
 
 # Longer texts are shown as plain text: markdown-it-py is pure Python, and one step must not make
-# the page slow to render (about 0.1 s for this many characters).
-MAX_MARKDOWN_CHARS = 200_000
+# the page slow to render (this many characters of a report take about half a second of one core).
+MAX_MARKDOWN_CHARS = 100_000
+# Rendered texts kept per process: the run page shows a run's output twice (header and timeline),
+# and a recorded text never changes.
+CACHED_TEXTS = 64
 
 TAGS = frozenset({
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "s", "code", "pre",
@@ -88,6 +92,11 @@ def to_html(segments: Sequence[tuple[str, Sequence[int]]]) -> SafeString:
     ``rel="noopener nofollow noreferrer"``. Raises nothing for any text (the parser accepts
     every string).
     """
+    return mark_safe(_render(tuple((text, tuple(numbers)) for text, numbers in segments)))
+
+
+@functools.lru_cache(maxsize=CACHED_TEXTS)
+def _render(segments: tuple[tuple[str, tuple[int, ...]], ...]) -> str:
     nonce = secrets.token_hex(6)
     marks: list[Sequence[int]] = []
     source = []
@@ -111,7 +120,7 @@ def to_html(segments: Sequence[tuple[str, Sequence[int]]]) -> SafeString:
         html += f'<p class="cites-elsewhere">{"".join(_sup(n) for n in rest)}</p>'
     # The placeholders are unguessable, so any left (a link reference definition swallows its
     # URL) are Handoff's own: removed so they never show.
-    return mark_safe(placeholder.sub("", _SANITIZER.clean(html)))
+    return placeholder.sub("", _SANITIZER.clean(html))
 
 
 def _sup(number: int) -> str:
