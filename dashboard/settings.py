@@ -55,13 +55,14 @@ CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("HANDOFF_CSRF_TRUSTED_ORIGINS"
 
 # Content-Security-Policy (django-csp): scripts and styles from Handoff's own static files only.
 # No template carries an inline script, style or event handler; htmx's own indicator <style> is
-# switched off in base.html's htmx-config, and images the model sent are data: URIs.
+# switched off in base.html's htmx-config, and images the model sent are served decoded from
+# Handoff's own URLs (runs:step_image, runs:sent_image), so img-src needs no data:.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF],
         "object-src": [NONE],
         "base-uri": [NONE],
         "form-action": [SELF],

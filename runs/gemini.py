@@ -153,6 +153,35 @@ def output_text(steps: list[dict[str, Any]]) -> str:
     return "".join(reversed(parts))
 
 
+def output_text_blocks(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The text blocks whose texts ``output_text`` joins, in order, found by the same walk: so a
+    page can show each on its own where the SDK's ``output_text`` runs them together with no
+    space between (``"...new data.Spain won..."``). ``"".join`` of their ``text`` (``""`` for
+    one that is not a string) is ``output_text(steps)``; ``[]`` when there is none."""
+    found: list[dict[str, Any]] = []
+    collecting = False
+    for step in reversed(steps):
+        kind = step.get("type")
+        if kind == "user_input":
+            break
+        if kind == "thought":
+            continue
+        if kind != "model_output":
+            if collecting:
+                break
+            continue
+        content = step.get("content")
+        if not isinstance(content, list):
+            continue
+        for item in reversed(content):
+            if _is_text_block(item):
+                collecting = True
+                found.append(item)
+            elif collecting:
+                return found[::-1]
+    return found[::-1]
+
+
 def _finite_or_text(literal: str) -> float | str:
     """A JSON number as a float, or kept as its literal text when no float holds it (``1e400``)."""
     value = float(literal)

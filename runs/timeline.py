@@ -21,7 +21,7 @@ from typing import TypedDict
 from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.utils import timezone
 
-from runs import costs, execution
+from runs import costs, execution, gemini
 from runs.models import Artifact, Interaction, Run, Step
 
 # Steps rendered per chunk of a run's timeline: the first chunk comes with the page, the next ones
@@ -75,6 +75,7 @@ class Header(TypedDict):
     total_steps: int
     run_cost: Decimal | None  # estimated USD (runs.costs), None without a price or usage
     timing: Timing
+    output_blocks: list[dict]  # the run's output as text blocks, one each (``output_blocks``)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,29 @@ def header(run: Run) -> Header:
         # The estimate is linear in the tokens: the run's summed usage prices the whole run.
         "run_cost": costs.estimate_usd(run.model, usage) if any(usage.values()) else None,
         "timing": timing(run),
+        "output_blocks": output_blocks(run),
     }
+
+
+# Trailing steps of the last interaction read for its output: the output is rarely more than a
+# few, and past this many it is shown as the one recorded text.
+OUTPUT_STEPS = 50
+
+
+def output_blocks(run: Run) -> list[dict]:
+    """A completed run's output (``Run.output_text``) as the text blocks it was joined from
+    (``gemini.output_text_blocks`` of its last interaction's steps), so the header shows each on
+    its own; the recorded text as one block when the steps do not give it back (more than
+    ``OUTPUT_STEPS`` of them, or no steps recorded). ``[]`` for a run without output. One query,
+    none without output."""
+    if run.status != Run.Status.COMPLETED or not run.output_text:
+        return []
+    latest = Step.objects.filter(interaction__run=run, interaction__sequence=run.interaction_count - 1)
+    steps = list(latest.order_by("-index").values_list("data", flat=True)[:OUTPUT_STEPS])[::-1]
+    blocks = gemini.output_text_blocks([step for step in steps if isinstance(step, dict)])
+    if "".join(b["text"] if isinstance(b.get("text"), str) else "" for b in blocks) != run.output_text:
+        return [{"type": "text", "text": run.output_text}]
+    return blocks
 
 
 def timing(run: Run) -> Timing:

@@ -1,4 +1,4 @@
-"""Pages for runs: the list, one run's timeline, artifact downloads, and the run actions
+"""Pages for runs: the list, one run's timeline, artifact downloads, images, and the run actions
 (cancel, continue, run again, track an interaction). The queries are the models' (``Run.objects``
 ``.filtered(...).page(...)``) and the run page's assembly is ``runs.timeline``'s."""
 
@@ -19,9 +19,9 @@ from django.views.decorators.vary import vary_on_headers
 from google.genai import _interactions as api_errors
 
 from audit import roles
-from runs import execution, gemini, timeline
+from runs import execution, gemini, images, timeline
 from runs.forms import ContinueForm, RunFilterForm, TrackForm
-from runs.models import Artifact, Cursor, Interaction, Run, search_is_selective
+from runs.models import Artifact, Cursor, Interaction, Run, Step, search_is_selective
 
 PAGE_SIZE = 50
 
@@ -213,6 +213,51 @@ def artifact(request: HttpRequest, pk: int, artifact_pk: int) -> HttpResponse:
     filename = f"run-{pk}-interaction-{artifact.interaction.sequence}-{artifact.kind}.{'json' if is_json else 'txt'}"
     response["Content-Disposition"] = content_disposition_header(request.GET.get("view") != "1", filename)
     return response
+
+
+def _image_response(value, number: int, filename: str) -> HttpResponse:
+    """Image ``number`` of ``value`` (``runs.images.blocks``) as its decoded bytes, with its own
+    PNG, JPEG, GIF or WebP type; 404 when there is no such image or it is not one to show
+    (``runs.images.refusal``). ``nosniff`` and ``same-origin``: the browser takes it for the
+    type it is declared as, and only Handoff's own pages may embed it."""
+    found = images.blocks(value)
+    decoded = images.decode(found[number]) if number < len(found) else None
+    if decoded is None:
+        raise Http404("No image to show there.")
+    media_type, data = decoded
+    response = HttpResponse(data, content_type=media_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    response["Content-Disposition"] = content_disposition_header(
+        False, f"{filename}.{media_type.removeprefix('image/')}"
+    )
+    # What was recorded never changes; private, so no shared cache keeps it.
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_safe
+def step_image(request: HttpRequest, pk: int, step_pk: int, number: int) -> HttpResponse:
+    """Image ``number`` (from 0, in document order: ``runs.images.blocks``) of recorded step
+    ``step_pk`` of run ``pk``, decoded from the step's stored data, for the run page's
+    ``<img>``. As the run page: 404 for a missing run, a step of another run, no such image or
+    one not to show."""
+    run = _get_run_for_user(request, pk)
+    step = get_object_or_404(Step.objects.only("data"), pk=step_pk, interaction__run=run)
+    return _image_response(step.data, number, f"run-{run.pk}-step-{step.pk}-image-{number}")
+
+
+@login_required
+@require_safe
+def sent_image(request: HttpRequest, pk: int, interaction_pk: int, number: int) -> HttpResponse:
+    """Image ``number`` (from 0, in document order: ``runs.images.blocks``) of what interaction
+    ``interaction_pk`` of run ``pk`` sent as ``input`` (its stored request), for the run page's
+    ``<img>``. 404 as ``step_image``."""
+    run = _get_run_for_user(request, pk)
+    interaction = get_object_or_404(Interaction.objects.only("request", "sequence", "run_id"), pk=interaction_pk, run=run)
+    sent = interaction.request.get("input") if isinstance(interaction.request, dict) else None
+    return _image_response(sent, number, f"run-{run.pk}-interaction-{interaction.sequence}-sent-image-{number}")
 
 
 # --- Actions ---------------------------------------------------------------------------------

@@ -1,25 +1,28 @@
 """Filters for showing runs, interactions and steps: JSON, durations, ages, and which small
 template renders each step type.
 
-Everything here returns plain strings (never ``mark_safe``): what the model or a tool produced is
-escaped by the template engine like any other value.
+Everything here returns plain strings, escaped by the template engine like any other value,
+except ``markdown``: its HTML comes from ``runs.markdown``, which renders with raw HTML off and
+sanitizes what it renders.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 from django import template
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
+from runs import images
+from runs import markdown as rendering
 from runs.formats import duration
-from runs.models import Step
+from runs.models import Interaction, Run, Step
 
 register = template.Library()
 
@@ -179,20 +182,8 @@ def request_steps(request: dict[str, Any] | None) -> list[Step]:
     return steps
 
 
-# --- Run detail: media, structured output, citations, raw JSON, money, live timing ---------------
+# --- Run detail: media, structured output, Markdown, citations, raw JSON, money, live timing -----
 
-# Image types shown inline, each with the bytes its data must start with. SVG is never inline (it
-# can carry script); any other type, or data that does not start with its type's signature, is
-# shown as a placeholder.
-INLINE_IMAGE_SIGNATURES = {
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/gif": (b"GIF87a", b"GIF89a"),
-    "image/webp": (b"RIFF",),
-}
-# About 6 MB of image: anything larger stays a placeholder so one step cannot bloat the page.
-MAX_INLINE_IMAGE_CHARS = 8_000_000
-BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 # Strings longer than this are cut in the raw JSON shown on the page (base64 media above all);
 # the raw response artifact keeps them whole.
 RAW_JSON_STRING_LIMIT = 2_000
@@ -200,45 +191,54 @@ RAW_JSON_STRING_LIMIT = 2_000
 MAX_JSON_TEXT_CHARS = 1_000_000
 
 
-def _inline_image(block: Any) -> tuple[str, str]:
-    """``(data URI, "")`` for an image block that is safe to show inline, else ``("", why not)``."""
-    if not isinstance(block, dict) or block.get("type") != "image":
-        return "", "not an image"
-    mime = str(block.get("mime_type") or "").lower()
-    data = block.get("data")
-    signatures = INLINE_IMAGE_SIGNATURES.get(mime)
-    if not isinstance(data, str) or not data:
-        return "", "no inline data"
-    if "svg" in mime:
-        return "", "SVG is never shown inline"
-    if not signatures:
-        return "", f"{mime or 'an unknown type'} is not shown inline"
-    if len(data) > MAX_INLINE_IMAGE_CHARS:
-        return "", "too large to show inline"
-    if len(data) < 16 or len(data) % 4 or not BASE64.match(data):
-        return "", "the data is not base64"
-    head = base64.b64decode(data[:16])
-    if not head.startswith(signatures) or mime == "image/webp" and head[8:12] != b"WEBP":
-        return "", f"the data is not a {mime.removeprefix('image/').upper()} image"
-    return f"data:{mime};base64,{data}", ""
+@register.simple_tag(takes_context=True)
+def image_url(context: template.Context, block: dict[str, Any]) -> str:
+    """The Handoff URL that serves image ``block`` (``runs.images``), ``""`` when it is not to be
+    shown (``image_refusal`` says why) or the context does not say where it is.
 
-
-@register.filter
-def image_src(block: dict[str, Any]) -> str:
-    """A ``data:`` URI for an image content block that is safe to show inline, else ``""``.
-
-    Safe means: ``mime_type`` is PNG, JPEG, GIF or WebP (never SVG, which can carry script),
-    ``data`` is base64 of a bounded size, and its first bytes are that type's signature, so the
-    declared type is the real one. The URI holds only base64 characters, so escaping cannot
-    change it.
+    ``block`` is part of the context's ``step``: a recorded one (``runs:step_image``, by the
+    step's id), or one of ``request_steps`` of the context's ``interaction`` (``runs:sent_image``,
+    found again in its request's ``input``). The number in the URL is the block's position among
+    the image blocks there (``images.position``). Usage: ``{% image_url block as src %}``.
     """
-    return _inline_image(block)[0]
+    run, step = context.get("run"), context.get("step")
+    if images.refusal(block) or not isinstance(run, Run) or not isinstance(step, Step):
+        return ""
+    if step.pk is not None:
+        found = images.position(step.data, block)
+        return "" if found is None else reverse("runs:step_image", args=[run.pk, step.pk, found])
+    interaction = context.get("interaction")
+    if not isinstance(interaction, Interaction) or interaction.pk is None:
+        return ""
+    found = images.position((interaction.request or {}).get("input"), block)
+    return "" if found is None else reverse("runs:sent_image", args=[run.pk, interaction.pk, found])
 
 
 @register.filter
 def image_refusal(block: dict[str, Any]) -> str:
-    """Why an image block is not shown inline (``""`` when it is)."""
-    return _inline_image(block)[1]
+    """Why an image block is not shown inline (``""`` when it is): ``runs.images.refusal``."""
+    return images.refusal(block)
+
+
+@register.filter
+def image_bytes(block: dict[str, Any]) -> int:
+    """The size of an image block's data once decoded, in bytes (from the length of its base64,
+    without decoding it); 0 without data."""
+    data = block.get("data") if isinstance(block, dict) else None
+    if not isinstance(data, str):
+        return 0
+    return len(data) // 4 * 3 - len(data[-2:]) + len(data[-2:].rstrip("="))
+
+
+@register.filter
+def markdown(block: dict[str, Any]) -> SafeString | str:
+    """The text of a text block as sanitized HTML (``runs.markdown.to_html``), with its
+    citation marks (``cited_segments``) after the cited words; ``""`` for a text longer than
+    ``runs.markdown.MAX_MARKDOWN_CHARS`` characters, which the template shows as plain text."""
+    text = block.get("text") if isinstance(block, dict) else None
+    if not isinstance(text, str) or len(text) > rendering.MAX_MARKDOWN_CHARS:
+        return ""
+    return rendering.to_html([(segment["text"], segment["marks"]) for segment in cited_segments(block)])
 
 
 @register.filter

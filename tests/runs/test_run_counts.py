@@ -323,9 +323,9 @@ def test_a_recorded_run_shows_its_kept_counts(client, alice):
         body = fetch(client, run)
     assert not [q["sql"] for q in queries if 'COUNT(' in q["sql"].upper() and "runs_step" in q["sql"]]
     assert "<dt>Steps</dt><dd>150</dd>" in body and "<dt>Interactions</dt><dd>1</dd>" in body
-    assert "line 99</div>" in body and "line 100</div>" not in body
+    assert "<p>line 99</p>" in body and "<p>line 100</p>" not in body
     more = fetch(client, run, "timeline-more", **{"from": 100, "i": 1})
-    assert "line 100</div>" in more and "line 149</div>" in more and "line 99</div>" not in more
+    assert "<p>line 100</p>" in more and "<p>line 149</p>" in more and "<p>line 99</p>" not in more
 
 
 def test_the_page_reads_as_many_rows_whatever_the_size_of_the_run(client, alice):

@@ -284,19 +284,22 @@ def test_structured_output_is_pretty_printed(client, alice):
     client.force_login(alice)
     body = page(client, run)
     assert "JSON</span><pre class=\"json\">{\n  &quot;recipe_name&quot;: &quot;Classic Banana Bread&quot;," in body
-    assert '<div class="text">[1, 2</div>' in body  # not JSON: shown as text
+    assert '<div class="markdown"><p>[1, 2</p>' in body  # not JSON: shown as text
 
 
-def test_it_shows_a_valid_image_inline_as_a_data_uri(client, alice):
+def test_it_shows_a_valid_image_from_handoffs_own_url_never_as_data(client, alice):
     run = make_run()
-    make_step(make_interaction(run), {"type": "model_output", "content": [
+    step = make_step(make_interaction(run), {"type": "model_output", "content": [
         {"type": "image", "mime_type": "image/png", "data": PNG_1PX},
         {"type": "image", "mime_type": "image/gif", "data": GIF_1PX},
     ]})
     client.force_login(alice)
     body = page(client, run)
-    assert f'<img src="data:image/png;base64,{PNG_1PX}" alt="Image from the model (image/png)" loading="lazy">' in body
-    assert f'<img src="data:image/gif;base64,{GIF_1PX}"' in body
+    assert (f'<img src="/runs/{run.pk}/steps/{step.pk}/images/0/" alt="Image from the model (image/png)" '
+            'loading="lazy">') in body
+    assert f'<img src="/runs/{run.pk}/steps/{step.pk}/images/1/"' in body
+    assert "image/png · 70\xa0bytes" in body  # the decoded size, not the base64's
+    assert "data:image" not in body
 
 
 @pytest.mark.parametrize("block, reason", [
@@ -595,7 +598,7 @@ def long_run(db):
 
 
 def steps_shown(body: str) -> list[str]:
-    return re.findall(r'<div class="text">((?:first|second)-\d+)</div>', body)
+    return re.findall(r'<div class="markdown"><p>((?:first|second)-\d+)</p>', body)
 
 
 def test_a_long_run_shows_its_first_steps_and_a_way_to_load_more(client, alice, long_run):
@@ -753,7 +756,7 @@ def test_a_run_of_many_short_interactions_shows_a_bounded_number_of_cards_per_ch
 
 
 def steps_shown_any(body: str) -> list[str]:
-    return re.findall(r'<div class="text">(answer \d+)</div>', body)
+    return re.findall(r'<div class="markdown"><p>(answer \d+)</p>', body)
 
 
 # --- The showcase through the page ------------------------------------------------------------------
@@ -767,7 +770,8 @@ def test_the_emulator_showcase_renders_every_step_type(client, alice):
     for kind in sorted(Step.KNOWN_TYPES):
         assert f'class="step step-{kind}' in body, kind
     assert "unknown step type</span>" in body
-    assert '<img src="data:image/png;base64,' in body
+    image = Step.objects.get(interaction__run=run, data__content__0__mime_type="image/png", data__content__0__data__startswith="iVBOR")
+    assert f'<img src="/runs/{run.pk}/steps/{image.pk}/images/0/"' in body
     assert "the data is not base64" in body  # the quickstart's placeholder image
 
 

@@ -77,3 +77,22 @@ def test_output_text_is_the_trailing_text_as_the_sdk_computes_it():
     assert gemini.output_text(steps) == "BC"
     assert gemini.output_text(steps[:3]) == "before the call"
     assert gemini.output_text(steps[:1]) == ""
+
+
+def test_output_text_blocks_are_the_blocks_output_text_joins():
+    steps = [
+        {"type": "user_input", "content": [{"type": "text", "text": "question"}]},
+        {"type": "model_output", "content": [{"type": "text", "text": "before the call"}]},
+        {"type": "function_call", "id": "c1", "name": "f"},
+        {"type": "model_output", "content": [{"type": "text", "text": "A"}, {"type": "image"}, {"type": "text", "text": "B"}]},
+        {"type": "model_output", "content": [{"type": "text", "text": "I checked the new data."}]},
+        {"type": "thought", "summary": [{"type": "text", "text": "not output"}]},
+        {"type": "model_output", "content": [{"type": "text", "text": "Spain won Euro 2024."}]},
+    ]
+    blocks = gemini.output_text_blocks(steps)
+    assert [block["text"] for block in blocks] == ["B", "I checked the new data.", "Spain won Euro 2024."]
+    assert blocks[0] is steps[3]["content"][2]  # the blocks themselves, annotations and all
+    # The SDK runs them together; the blocks keep them apart.
+    assert "".join(block["text"] for block in blocks) == gemini.output_text(steps) == "BI checked the new data.Spain won Euro 2024."
+    for end in range(len(steps) + 1):
+        assert "".join(b["text"] for b in gemini.output_text_blocks(steps[:end])) == gemini.output_text(steps[:end])

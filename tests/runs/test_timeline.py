@@ -131,4 +131,4 @@ def test_the_header_reads_the_kept_counts_and_prices_the_summed_usage(db):
 def test_a_run_without_usage_has_no_cost_and_no_bars(db):
     run = make_run()
     assert timeline.header(run) == {"interaction_count": 0, "total_steps": 0, "run_cost": None,
-                                    "timing": {"bars": [], "hidden": 0}}
+                                    "timing": {"bars": [], "hidden": 0}, "output_blocks": []}
