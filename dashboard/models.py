@@ -139,3 +139,23 @@ class ApiToken(models.Model):
         user.api_scopes = frozenset(self.scopes)
         user.api_token = self
         return user
+
+
+class IdempotentRequest(models.Model):
+    """A POST to the API sent with an ``Idempotency-Key`` (``dashboard.idempotency``): the first
+    answer, kept so a retry gets it again instead of acting twice. ``owner`` is the SHA-256 of
+    the request's ``Authorization`` header, so a key belongs to one token; ``fingerprint`` that
+    of the method, path, query and body, so a key reused for another request is refused.
+    ``status_code`` is null while the first request is being served."""
+
+    owner = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=200, blank=True)
+    body = models.BinaryField(default=b"")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotent_owner_key_uniq")]
+        indexes = [models.Index(fields=["created_at"], name="idempotent_created_idx")]

@@ -104,6 +104,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "audit.middleware.RequestIdMiddleware",
     "audit.middleware.AccessDeniedMiddleware",
+    # A retried API POST with the same Idempotency-Key gets the first answer (dashboard.idempotency).
+    "dashboard.idempotency.IdempotencyMiddleware",
     # Last, as django-axes asks: it turns a sign-in refused during a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -299,6 +301,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.checkpoint_audit_chain",
         "schedule": float(os.environ.get("HANDOFF_AUDIT_CHECKPOINT_SECONDS", "300")),
     },
+    "prune-idempotency-keys": {"task": "dashboard.tasks.prune_idempotency_keys", "schedule": 3600.0},
     "recover-stalled-interactions": {
         "task": "runs.tasks.recover_stalled_interactions",
         "schedule": float(os.environ.get("HANDOFF_RECOVERY_CHECK_SECONDS", "60")),
