@@ -15,26 +15,28 @@ or changed first (a lost race, stale arguments); 422 for invalid input.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any, Literal
 
+from django.conf import settings
+from django.core.cache import caches
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.http import urlencode
-from ninja import NinjaAPI, Schema, Status
-from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.security import HttpBearer
-
 from google.genai import _interactions as api_errors
+from ninja import NinjaAPI, Schema, Status
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+from ninja.security import HttpBearer
+from ninja.throttling import SimpleRateThrottle
 
 from approvals.forms import QueueFilterForm
-from audit import exports, log
+from approvals.models import Approval, DecisionRefused
+from audit import context, exports, log, roles
 from audit.forms import AuditFilterForm
 from audit.models import AuditEvent, ChainVerification
-from approvals.models import Approval, DecisionRefused
-from audit import context, roles
 from dashboard.forms import StartRunForm
 from dashboard.models import ApiToken
 from runs import execution, gemini
@@ -58,6 +60,31 @@ class BearerToken(HttpBearer):
         return api_token
 
 
+def _per_thread(name: str) -> property:
+    return property(lambda self: getattr(self._local, name), lambda self, value: setattr(self._local, name, value))
+
+
+class TokenRateThrottle(SimpleRateThrottle):
+    """At most ``HANDOFF_API_RATE`` requests (e.g. ``600/m``) per token, counted in the
+    ``api`` cache (the database: shared by every web process); past it, 429 with
+    ``Retry-After``. django-ninja keeps one throttle per endpoint for all requests and writes
+    what it read on the instance, so that state is kept per thread here (gunicorn's threads
+    serve requests side by side)."""
+
+    history = _per_thread("history")
+    now = _per_thread("now")
+    key = _per_thread("key")
+
+    def __init__(self, rate: str):
+        self._local = threading.local()
+        super().__init__(rate)
+        self.cache = caches["api"]
+
+    def get_cache_key(self, request: HttpRequest) -> str | None:
+        token = getattr(request, "api_token", None)
+        return None if token is None else f"throttle_token_{token.pk}"
+
+
 api = NinjaAPI(
     title="Handoff API",
     version="1",
@@ -65,6 +92,7 @@ api = NinjaAPI(
                 "`Authorization: Bearer <token>` (create one with `python manage.py create_api_token`).",
     urls_namespace="api",
     auth=BearerToken(),
+    throttle=[TokenRateThrottle(settings.HANDOFF_API_RATE)],
     openapi_url="/openapi.json",
     docs_url="/docs",
 )
@@ -126,6 +154,12 @@ def _refused(request, exc):
 @api.exception_handler(Http404)
 def _not_found(request, exc):
     return problem(404, "Not found", str(exc) or "No such object.")
+
+
+@api.exception_handler(Throttled)
+def _throttled(request, exc: Throttled):
+    # django-ninja adds Retry-After (whole seconds) to this response.
+    return problem(429, "Too many requests", f"This token may send {settings.HANDOFF_API_RATE} requests.")
 
 
 @api.exception_handler(HttpError)

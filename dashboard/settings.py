@@ -370,6 +370,15 @@ HANDOFF_AUDIT_CHECKPOINT_LOG = os.environ.get("HANDOFF_AUDIT_CHECKPOINT_LOG", ""
 # Links in emails and webhooks point here.
 HANDOFF_BASE_URL = os.environ.get("HANDOFF_BASE_URL", "http://127.0.0.1:8000")
 
+# The API's rate limit per token (dashboard.api.TokenRateThrottle): requests per s, m, h or d.
+HANDOFF_API_RATE = os.environ.get("HANDOFF_API_RATE", "600/m")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # The API's rate counts, shared by every web process: a table of the database (dashboard's
+    # migration 0003 creates it with createcachetable).
+    "api": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "handoff_api_cache"},
+}
+
 # The modules that register tools and their policies (approvals.tools), comma-separated import
 # paths, imported at start-up by every process; a module that cannot be loaded stops it. `make
 # run` and `make test` load the order-support demo (approvals.demo); production loads only these.

@@ -196,3 +196,18 @@ def test_audit_events_stream_as_json_lines_with_the_pages_filters(client, alice,
     chain.verify_and_record()
     status = client.get("/api/v1/audit/verification", **headers).json()
     assert status["state"] == "holds" and status["links_checked"] > 0 and status["unsealed"] == 0
+
+
+def test_past_the_rate_limit_a_token_gets_429_with_retry_after(client, alice, refund, monkeypatch):
+    from dashboard.api import api
+
+    throttle = api.throttle[0] if isinstance(api.throttle, list) else api.throttle
+    monkeypatch.setattr(throttle, "num_requests", 3)
+    monkeypatch.setattr(throttle, "duration", 60)
+    headers, other = bearer(alice, "read"), bearer(alice, "read", name="other")
+    statuses = [client.get(f"/api/v1/approvals/{refund.pk}", **headers).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    limited = client.get(f"/api/v1/approvals/{refund.pk}", **headers)
+    assert limited["Content-Type"] == PROBLEM and 1 <= int(limited["Retry-After"]) <= 60
+    # Counted per token: another token of the same user is not held back.
+    assert client.get(f"/api/v1/approvals/{refund.pk}", **other).status_code == 200
