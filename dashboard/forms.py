@@ -48,3 +48,17 @@ class StartRunForm(forms.Form):
             "background": data["background"],
             "system_instruction": data["system_instruction"],
         }
+
+
+class ApiTokenForm(forms.Form):
+    """A new API token of one's own (``dashboard.models.ApiToken.issue`` checks it again)."""
+
+    from audit.roles import SCOPES as _SCOPES
+
+    name = forms.CharField(max_length=100, help_text="What it is for, e.g. refund-bot. Shown in the audit log.")
+    scopes = forms.MultipleChoiceField(
+        choices=[(s, s) for s in _SCOPES], widget=forms.CheckboxSelectMultiple, initial=["read"],
+        help_text="read: runs and approvals; run: start, cancel, continue, track; decide: function calls; "
+                  "audit: the audit log. Never more than your roles allow.",
+    )
+    expires_days = forms.IntegerField(label="Expires after (days)", min_value=1, max_value=366, initial=90)

@@ -11,6 +11,8 @@ from dashboard.api import api
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("account/tokens/", views.api_tokens, name="api_tokens"),
+    path("account/tokens/<int:pk>/revoke/", views.revoke_api_token, name="revoke_api_token"),
     path("runs/new/", views.start_run, name="start_run"),
     path("runs/<int:pk>/evidence.zip", views.evidence_bundle, name="evidence_bundle"),
     path("audit/", include("audit.urls")),

@@ -19,7 +19,8 @@ from django.views.decorators.vary import vary_on_headers
 
 from approvals import evidence
 from audit import exports, roles
-from dashboard.forms import StartRunForm
+from dashboard.forms import ApiTokenForm, StartRunForm
+from dashboard.models import ApiToken
 from runs import execution
 from runs.forms import TrackForm
 from runs.models import Run
@@ -189,3 +190,41 @@ def metrics(request: HttpRequest) -> HttpResponse:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
     return HttpResponse(exported.exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's API tokens: create one (its value shown on this answer only, never
+    again) and revoke any. Creating and revoking are audited. 400 for an invalid form."""
+    form = ApiTokenForm(request.POST or None)
+    created = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                token, secret = ApiToken.issue(request.user, name=form.cleaned_data["name"],
+                                               scopes=form.cleaned_data["scopes"],
+                                               expires_days=form.cleaned_data["expires_days"])
+            except ValueError as exc:
+                form.add_error("name", str(exc))
+            else:
+                created = {"token": token, "secret": secret}
+                form = ApiTokenForm()
+        if created is None:
+            status = 400
+    tokens = ApiToken.objects.filter(user=request.user)
+    response = render(request, "dashboard/api_tokens.html",
+                      {"form": form, "created": created, "tokens": tokens, "now": timezone.now()}, status=status)
+    if created:
+        response["Cache-Control"] = "no-store"  # the token's only showing: keep it out of every cache
+    return response
+
+
+@login_required
+@require_http_methods(["POST"])
+def revoke_api_token(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke one of the signed-in user's tokens (404 for anyone else's)."""
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    token.revoke(by=request.user)
+    return redirect("api_tokens")
