@@ -85,7 +85,21 @@ class TokenRateThrottle(SimpleRateThrottle):
         return None if token is None else f"throttle_token_{token.pk}"
 
 
-api = NinjaAPI(
+class HandoffAPI(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        """django-ninja's schema, with the error answers documented as what they are:
+        ``application/problem+json``."""
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if str(code)[:1] in "45" and "application/json" in content:
+                        content[PROBLEM] = content.pop("application/json")
+        return schema
+
+
+api = HandoffAPI(
     title="Handoff API",
     version="1",
     description="Runs, approvals and the audit log of a Handoff desk. Authenticate with "
@@ -167,7 +181,7 @@ def _http_error(request, exc: HttpError):
     return problem(exc.status_code, {409: "Conflict"}.get(exc.status_code, "Error"), str(exc))
 
 
-PROBLEMS = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem}
+PROBLEMS = {400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem, 429: Problem}
 
 
 # --- Approvals ----------------------------------------------------------------------------------------
