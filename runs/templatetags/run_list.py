@@ -27,7 +27,7 @@ register = template.Library()
 ROW = (
     '<tr><td><a class="mono run-id" href="{url}">#{pk}</a></td>'
     '<td><span class="pill pill-{status}">{status_label}</span></td>'
-    '<td class="mono nowrap">{target}</td>'
+    '<td class="mono target-cell">{target}</td>'
     '<td class="input-cell" title="{input}"><span class="clamp">{input}</span></td>'
     '<td class="nowrap"><time datetime="{started}">{started_ago}</time></td>'
     '<td class="num nowrap{live}">{duration}</td>'

@@ -166,6 +166,8 @@ def card_fits(page, selector: str) -> dict:
 
 def test_at_1440_px_the_table_fits_its_card_with_long_inputs_and_errors(live_server, page, screenshot, transactional_db, alice):
     make_run(input="Where is my parcel?", created_at=timezone.now() - timedelta(minutes=5))
+    make_run(agent="deep-research-pro-preview-12-2025", input="Research heat pumps in cold climates",
+             created_at=timezone.now() - timedelta(minutes=4), total_tokens=45_000)
     make_run(status=Run.Status.FAILED, input=LONG_INPUT, error=LONG_ERROR + "\nTraceback: …")
     page.set_viewport_size({"width": 1440, "height": 900})
     sign_in(page, live_server, alice)
