@@ -41,6 +41,13 @@ $(BIN)/.installed: requirements.lock
 
 install: $(BIN)/.installed
 
+# Ctrl-C: honcho sends SIGTERM to every process and SIGKILL to those still running KILL_WAIT
+# seconds after the first one stopped. Five seconds (honcho's own) is less than a Celery worker on
+# the filesystem broker takes for a warm shutdown: it looks for the stop every 2 s between polls,
+# then stops its timer (1 s ticks) and its pool. The trap: the shell waits for honcho to end, then
+# exits 0 where honcho answers a Ctrl-C with 130 (make printed "Error 130").
+HONCHO := import sys, honcho.command, honcho.manager; honcho.manager.KILL_WAIT = 15; sys.exit(honcho.command.main())
+
 run: install
 	$(LOCAL_ENV) $(BIN)/python manage.py migrate --no-input
 	@echo "Demo users (local only):"
@@ -48,7 +55,7 @@ run: install
 	@echo
 	@echo "Handoff: http://127.0.0.1:$(PORT)/  (sign in as alice / handoff-demo)"
 	@echo
-	$(LOCAL_ENV) exec $(BIN)/honcho --no-prefix start -f $(PROCFILE)
+	@trap 'exit 0' INT; $(LOCAL_ENV) $(BIN)/python -c '$(HONCHO)' --no-prefix start -f $(PROCFILE)
 
 serve: install
 	@test -n "$$DATABASE_URL" || { echo "make serve: set DATABASE_URL (e.g. postgres://handoff@db:5432/handoff)." >&2; exit 1; }

@@ -12,10 +12,17 @@ class AuditFilterForm(forms.Form):
 
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Until (inclusive)")
-    run = forms.IntegerField(required=False, min_value=1, label="Run")
-    actor = forms.CharField(required=False, max_length=150)
-    verb = forms.CharField(required=False, max_length=64, help_text="A verb (approval.approved), or a family (approval).")
-    tool = forms.CharField(required=False, max_length=200)
+    run = forms.IntegerField(required=False, min_value=1, label="Run",
+                             widget=forms.NumberInput(attrs={"placeholder": "#"}))
+    actor = forms.CharField(required=False, max_length=150,
+                            widget=forms.TextInput(attrs={"placeholder": "username", "autocomplete": "off"}))
+    # A placeholder rather than help text under the field, so the row's inputs stay in line.
+    verb = forms.CharField(required=False, max_length=64, widget=forms.TextInput(attrs={
+        "placeholder": "approval.approved, or approval", "autocomplete": "off",
+        "title": "A verb (approval.approved), or a family (approval).",
+    }))
+    tool = forms.CharField(required=False, max_length=200,
+                           widget=forms.TextInput(attrs={"placeholder": "any", "autocomplete": "off"}))
 
     def clean_until(self):
         until = self.cleaned_data.get("until")

@@ -2,6 +2,7 @@
 
 import os
 
+from billiard.process import current_process
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger
 from celery.signals import task_postrun, task_prerun, worker_process_init
@@ -35,6 +36,18 @@ def _keep_database_connection(**kwargs) -> None:
 
     for alias in connections:
         connections[alias].settings_dict["CONN_MAX_AGE"] = settings.WORKER_CONN_MAX_AGE
+
+
+@worker_process_init.connect
+def _leave_process_group(**kwargs) -> None:
+    """A prefork child takes its stop from the worker, not from the signal a process manager
+    sends to the whole process group (honcho's stop, a terminal's Ctrl-C): on the worker's warm
+    shutdown it finishes its task and exits, where the group's SIGTERM killed it mid-task (Celery
+    logged "Process 'ForkPoolWorker-2' exited with 'signal 15 (SIGTERM)'" as an ERROR). The
+    worker still ends it by its pid for a cold shutdown or a time limit. The solo pool sends this
+    signal in the worker's own process (a test's, too), which stays where it is."""
+    if current_process().name != "MainProcess":
+        os.setpgid(0, 0)
 
 
 @task_prerun.connect

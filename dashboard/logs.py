@@ -91,3 +91,24 @@ def use_json(logger: logging.Logger) -> None:
     """Give every handler of ``logger`` the JSON ``Formatter`` (Celery's own handlers)."""
     for handler in logger.handlers:
         handler.setFormatter(Formatter())
+
+
+class ClientErrors(logging.Filter):
+    """``django.request``: a request refused with a 4xx is not an error of Handoff's, so it gets no
+    traceback. A 403 keeps one line with the refusal's reason (``PermissionDenied``'s message, e.g.
+    "bob may not export the audit log: …"); a 404 none, as the access log has it already. 5xx
+    records pass as they are, traceback included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None) or 500
+        if status >= 500:
+            return True
+        if status == 404:
+            return False
+        exception = record.exc_info[1] if record.exc_info else None
+        reason = str(exception) if exception is not None else ""
+        record.msg = f"{record.getMessage()}: {reason}" if reason else record.getMessage()
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        return True

@@ -226,8 +226,13 @@ LOG_JSON = os.environ.get("HANDOFF_LOG_FORMAT", "").strip().lower() == "json"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "dashboard.logs.Formatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", **({"formatter": "json"} if LOG_JSON else {})}},
+    "formatters": {
+        "json": {"()": "dashboard.logs.Formatter"},
+        # Level and logger on every line, so an INFO line reads as one beside Celery's own.
+        "text": {"format": "[%(asctime)s: %(levelname)s/%(name)s] %(message)s"},
+    },
+    "filters": {"client_errors": {"()": "dashboard.logs.ClientErrors"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_JSON else "text"}},
     **({"root": {"handlers": ["console"], "level": "INFO"}} if LOG_JSON else {}),
     "loggers": {
         # Not propagated: with a handler on the root logger too (JSON lines, or a Celery worker's
@@ -238,14 +243,19 @@ LOGGING = {
         "audit": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Django logs every 500 here with its traceback (exc_info); its default configuration sends
         # them to ADMINS by email only, or to the console only with DEBUG on, so they were lost.
-        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # A refusal (403) is one line with its reason and no traceback; a 404 only the access
+        # log's line (dashboard.logs.ClientErrors).
+        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False,
+                           "filters": ["client_errors"]},
         # Lockouts, with the username and address.
         "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
 
 # --- Celery -----------------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+# The default names a host, though the filesystem broker has none: without one kombu warns "No
+# hostname was supplied" on every connection it makes (kombu.connection.Connection._info).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -383,7 +393,10 @@ CACHES = {
 # paths, imported at start-up by every process; a module that cannot be loaded stops it. `make
 # run` and `make test` load the order-support demo (approvals.demo); production loads only these.
 HANDOFF_TOOL_MODULES = [m.strip() for m in os.environ.get("HANDOFF_TOOL_MODULES", "").split(",") if m.strip()]
-EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Unless DJANGO_EMAIL_BACKEND names a backend that sends (e.g. Django's SMTP one), messages are
+# not sent: each is kept in a file in EMAIL_FILE_PATH and logged as one INFO line (dashboard/mail.py).
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "dashboard.mail.EmailBackend")
+EMAIL_FILE_PATH = os.environ.get("DJANGO_EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "handoff@localhost")
 HANDOFF_WEBHOOK_URL = os.environ.get("HANDOFF_WEBHOOK_URL", "")
 HANDOFF_WEBHOOK_SECRET = os.environ.get("HANDOFF_WEBHOOK_SECRET", "")

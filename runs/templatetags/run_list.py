@@ -27,13 +27,13 @@ register = template.Library()
 ROW = (
     '<tr><td><a class="mono run-id" href="{url}">#{pk}</a></td>'
     '<td><span class="pill pill-{status}">{status_label}</span></td>'
-    '<td class="mono nowrap">{target}</td>'
-    '<td class="clip input-cell" title="{input}">{input}</td>'
+    '<td class="mono target-cell">{target}</td>'
+    '<td class="input-cell" title="{input}"><span class="clamp">{input}</span></td>'
     '<td class="nowrap"><time datetime="{started}">{started_ago}</time></td>'
     '<td class="num nowrap{live}">{duration}</td>'
     '<td class="num">{tokens}</td>'
     '<td class="num">{pending}</td>'
-    '<td class="clip error-text" title="{error}">{error}</td></tr>'
+    '<td class="error-cell error-text" title="{error}"><span class="clamp">{error}</span></td></tr>'
 )
 AGENT = '{} <span class="tag">agent</span>'
 PENDING = '<a class="badge badge-warn" href="{url}" title="{n} pending approval{s}">{n}</a>'
@@ -69,6 +69,7 @@ def _row(run: Run, runs_url: str) -> str:
 def run_rows(runs: Iterable[Run]) -> SafeString:
     """One ``<tr>`` per run: id, status, model or agent, input preview, start, duration, tokens,
     pending approvals (``run.pending_approvals``) and the first line of
-    the error. Every text value is HTML-escaped (quotes included: some go into attributes)."""
+    the error. The input and the error wrap, clamped to a few lines (``.clamp``), each whole in
+    its cell's title. Every text value is HTML-escaped (quotes included: some go into attributes)."""
     runs_url = escape(reverse("runs:list"))
     return mark_safe("\n".join(_row(run, runs_url) for run in runs))

@@ -140,3 +140,66 @@ def test_the_filters_work_without_javascript(live_server, browser, runs, alice):
         expect(rows(page)).to_have_count(1)
     finally:
         context.close()
+
+
+LONG_INPUT = ("Customer writes that order A-1001 arrived with a cracked screen and asks for a full "
+              "refund, plus the shipping fee, before the end of the month")
+LONG_ERROR = ("400 INVALID_ARGUMENT: function_result for call_id fc_7a1b2c3d4e5f does not match any "
+              "function_call of interaction v1_emuttpdz2e0000000004 (expected one of fc_1, fc_2, fc_3)")
+
+
+def card_fits(page, selector: str) -> dict:
+    """The card's and its table's boxes: whether the table overflows the card (by how much)."""
+    return page.evaluate("""(selector) => {
+        const card = document.querySelector(selector);
+        const table = card.querySelector("table");
+        const scroller = card.querySelector(".table-scroll");
+        return {
+            cardRight: card.getBoundingClientRect().right,
+            tableRight: table.getBoundingClientRect().right,
+            scrollerOverflow: scroller.scrollWidth - scroller.clientWidth,
+            cardOverflow: card.scrollWidth - card.clientWidth,
+            pageOverflow: document.documentElement.scrollWidth - window.innerWidth,
+        };
+    }""", selector)
+
+
+def test_at_1440_px_the_table_fits_its_card_with_long_inputs_and_errors(live_server, page, screenshot, transactional_db, alice):
+    make_run(input="Where is my parcel?", created_at=timezone.now() - timedelta(minutes=5))
+    make_run(agent="deep-research-pro-preview-12-2025", input="Research heat pumps in cold climates",
+             created_at=timezone.now() - timedelta(minutes=4), total_tokens=45_000)
+    make_run(status=Run.Status.FAILED, input=LONG_INPUT, error=LONG_ERROR + "\nTraceback: …")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    sign_in(page, live_server, alice)
+    page.goto(f"{live_server.url}/runs/")
+    fits = card_fits(page, "#run-table")
+    assert fits["tableRight"] <= fits["cardRight"] + 0.5, fits
+    assert fits["scrollerOverflow"] == 0 and fits["cardOverflow"] == 0 and fits["pageOverflow"] <= 0, fits
+
+    row = rows(page).first
+    # The input is shown well past 25 characters; the whole of it is in the cell's title.
+    input_cell = row.locator(".input-cell")
+    expect(input_cell).to_have_attribute("title", LONG_INPUT)
+    shown = input_cell.evaluate("""(cell) => {
+        // About how many characters show: the clamped lines' width against the text's own.
+        const span = cell.querySelector(".clamp"), style = getComputedStyle(span);
+        const context = document.createElement("canvas").getContext("2d");
+        context.font = `${style.fontSize} ${style.fontFamily}`;
+        const lines = Math.round(span.clientHeight / parseFloat(style.lineHeight));
+        const ratio = (lines * span.clientWidth) / context.measureText(span.textContent).width;
+        return Math.floor(span.textContent.length * Math.min(1, ratio));
+    }""")
+    assert shown >= 70, shown
+    # The error's first line wraps inside its cell (no sideways overflow), whole in its title.
+    error_cell = row.locator(".error-text")
+    expect(error_cell).to_have_attribute("title", LONG_ERROR)
+    assert error_cell.evaluate("(cell) => cell.scrollWidth <= cell.clientWidth"), "the error runs out of its cell"
+    assert error_cell.evaluate("(cell) => cell.querySelector('.clamp').clientHeight > 30"), "the error does not wrap"
+    screenshot("run-list-1440-long-input-and-error")
+
+    # On a phone the table scrolls inside its card; the page itself does not scroll sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    fits = card_fits(page, "#run-table")
+    assert fits["scrollerOverflow"] > 0 and fits["cardOverflow"] == 0, fits
+    screenshot("run-list-390-scrolls-in-card")

@@ -71,14 +71,14 @@ class Command(BaseCommand):
             ).start()
         except StoreInUse as error:
             raise CommandError(str(error)) from error
+        # Signal handlers can only be installed from the main thread; elsewhere
+        # (e.g. call_command in a test thread) the caller stops the process. Installed before the
+        # "listening" line: whoever waits for that line may send SIGTERM at once (honcho, a test).
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda signum, frame: server.stop())
         self.stdout.write(f"Interactions API emulator listening on {server.url}")
         self.stdout.write(f"Interactions kept in {state}" if state else "Interactions kept in memory only")
         self.stdout.flush()
-
-        # Signal handlers can only be installed from the main thread; elsewhere
-        # (e.g. call_command in a test thread) the caller stops the process.
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda signum, frame: server.stop())
         try:
             server.wait()
         except KeyboardInterrupt:
