@@ -46,7 +46,10 @@ install: $(BIN)/.installed
 # the filesystem broker takes for a warm shutdown: it looks for the stop every 2 s between polls,
 # then stops its timer (1 s ticks) and its pool. The trap: the shell waits for honcho to end, then
 # exits 0 where honcho answers a Ctrl-C with 130 (make printed "Error 130").
-HONCHO := import sys, honcho.command, honcho.manager; honcho.manager.KILL_WAIT = 15; sys.exit(honcho.command.main())
+# `make serve` waits longer: gunicorn's graceful_timeout (30 s, dashboard/gunicorn.conf.py) lets
+# requests in flight finish.
+honcho = import sys, honcho.command, honcho.manager; honcho.manager.KILL_WAIT = $(1); sys.exit(honcho.command.main())
+HONCHO := $(call honcho,15)
 
 run: install
 	$(LOCAL_ENV) $(BIN)/python manage.py migrate --no-input
@@ -65,7 +68,7 @@ serve: install
 	$(SERVE_ENV) $(BIN)/python manage.py migrate --no-input
 	$(SERVE_ENV) $(BIN)/python manage.py collectstatic --no-input -v 0
 	rm -rf $(METRICS_DIR) && mkdir -p $(METRICS_DIR)
-	$(SERVE_ENV) PROMETHEUS_MULTIPROC_DIR=$(METRICS_DIR) exec $(BIN)/honcho \
+	$(SERVE_ENV) PROMETHEUS_MULTIPROC_DIR=$(METRICS_DIR) exec $(BIN)/python -c '$(call honcho,35)' \
 		$(if $(filter json,$(HANDOFF_LOG_FORMAT)),--no-prefix) start -f Procfile
 
 # What the suite needs beyond Python packages: Debian's chromium (browser tests), and PostgreSQL
