@@ -174,10 +174,11 @@ def timing(run: Run) -> Timing:
     than ``TIMING_ROWS`` interactions shows its slowest ones, in order; ``api_ms`` sums them
     all.
 
-    Four queries, none of which reads the whole run's rows: the interactions not sent or not
-    finished (a chain stops at them, so they are few), the ``TIMING_ROWS`` slowest finished ones,
-    the sum of the finished ones' API time (``interaction_run_open_idx``, ``_took_idx``), and the
-    waits (one aggregate row per interaction that waited)."""
+    Four queries, none of which reads a step: the interactions not sent or not finished (a chain
+    stops at them, so they are few), the ``TIMING_ROWS`` slowest finished ones
+    (``interaction_run_open_idx``, ``_took_idx``), the sum of the finished ones' API time (two
+    timestamps per interaction, summed by the database), and the waits (one aggregate row per
+    interaction that waited)."""
     # An interaction without an end has run until now while the run is active, else until the run ended.
     fallback = timezone.now() if run.is_active else run.finished_at
     wall_ms = run.elapsed_ms
