@@ -3,7 +3,19 @@ the system rather than showing no one. Runs started so before this field are fou
 event that recorded their start (``run.started`` by ``system:cli``); a run whose creator was
 deleted later keeps a blank, as it should."""
 
+import importlib
+
 from django.db import migrations, models
+
+PostgreSQLOnly = importlib.import_module("runs.migrations.0002_run_search_and_sorts").PostgreSQLOnly
+FIELD = models.CharField(blank=True, default="", max_length=64)
+
+
+def add_column_on_sqlite(apps, schema_editor):
+    # As migration 0009: SQLite would add a NOT NULL column with a default by rebuilding the
+    # table, which breaks the triggers that name it; ALTER TABLE ADD COLUMN needs no rebuild.
+    if schema_editor.connection.vendor == "sqlite":
+        schema_editor.execute("ALTER TABLE runs_run ADD COLUMN created_by_system varchar(64) NOT NULL DEFAULT ''")
 
 
 def name_the_system(apps, schema_editor):
@@ -22,10 +34,12 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
-            model_name="run",
-            name="created_by_system",
-            field=models.CharField(blank=True, default="", max_length=64),
+        migrations.SeparateDatabaseAndState(
+            state_operations=[migrations.AddField(model_name="run", name="created_by_system", field=FIELD)],
+            database_operations=[
+                PostgreSQLOnly(migrations.AddField(model_name="run", name="created_by_system", field=FIELD)),
+                migrations.RunPython(add_column_on_sqlite, migrations.RunPython.noop),
+            ],
         ),
         migrations.RunPython(name_the_system, migrations.RunPython.noop, elidable=True),
     ]
