@@ -365,8 +365,8 @@ class Run(models.Model):
     # Who started a run no user did, as the audit log names that actor (``SYSTEM_CREATORS``):
     # ``system:cli`` for ``create_run`` without ``created_by`` (``start_run`` without ``--as``).
     # Blank for a user's run, so a run whose creator was deleted (``SET_NULL``) is not taken for
-    # the system's.
-    created_by_system = models.CharField(max_length=64, blank=True, default="")
+    # the system's. A database default too, so code that predates the column still inserts.
+    created_by_system = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancelled_by = models.ForeignKey(

@@ -8,7 +8,7 @@ import importlib
 from django.db import migrations, models
 
 PostgreSQLOnly = importlib.import_module("runs.migrations.0002_run_search_and_sorts").PostgreSQLOnly
-FIELD = models.CharField(blank=True, default="", max_length=64)
+FIELD = models.CharField(blank=True, default="", db_default="", max_length=64)
 
 
 def add_column_on_sqlite(apps, schema_editor):
