@@ -17,7 +17,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, Subquery
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, Max, Min, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -183,21 +183,67 @@ class ApprovalQuerySet(models.QuerySet):
                                               output_field=BooleanField()),
         )
 
-    def by_step(self, calls: Iterable[Step]) -> dict[int, Approval]:
+    def by_step(self, calls: Iterable[Step], *, user=None) -> dict[int, Approval]:
         """The approval of each of ``calls`` (saved ``function_call`` steps) that has one, keyed
-        by the step's pk, with ``run`` and ``decided_by`` loaded (what
-        ``approvals/_approval_box.html`` shows). One query, none for no calls. Read through a
-        run's ``approvals`` (what the run page does: ``runs.timeline``), that run's only."""
+        by the step's pk, with ``run``, ``decided_by`` and ``claimed_by`` loaded (what
+        ``approvals/_approval_box.html`` shows). With ``user``, each carries ``actions``
+        (``actions_for(user)``: the box offers a review only to who may decide), read in the same
+        query (``with_progress``). One query, none for no calls. Read through a run's
+        ``approvals`` (what the run page does: ``runs.timeline``), that run's only."""
         calls = list(calls)
         if not calls:
             return {}
         approvals = self.filter(call_id__in={step.call_id for step in calls}).select_related(
-            "run", "decided_by"
+            "run", "decided_by", "claimed_by"
         )
+        if user is not None:
+            approvals = approvals.with_progress(user)
         found = {(approval.interaction_id, approval.call_id): approval for approval in approvals}
+        if user is not None:
+            now = timezone.now()
+            for approval in found.values():
+                approval.actions = approval.actions_for(user, now=now)
         return {
             step.pk: found[key] for step in calls if (key := (step.interaction_id, step.call_id)) in found
         }
+
+    def waits(self) -> list[Wait]:
+        """The times these approvals' run waited for people, one ``Wait`` per interaction whose
+        calls policy held for a decision (every status but ``auto``), in the chain's order. One
+        query (an aggregate per interaction), whatever the number of calls. Read through a run's
+        ``approvals`` (the run page's timing: ``runs.timeline``), that run's only."""
+        rows = (
+            self.exclude(status=Approval.Status.AUTO).order_by()
+            .values("interaction_id", "interaction__sequence")
+            .annotate(opened=Min("created_at"), decided=Max("decided_at"), calls=Count("pk"),
+                      open_calls=Count("pk", filter=Q(status=Approval.Status.PENDING)),
+                      name=Min("function_name"), names=Count("function_name", distinct=True))
+            .order_by("interaction__sequence")
+        )
+        return [
+            Wait(interaction_pk=row["interaction_id"], sequence=row["interaction__sequence"],
+                 opened=row["opened"], decided=None if row["open_calls"] else row["decided"],
+                 calls=row["calls"], function_name=row["name"] + (" …" if row["names"] > 1 else ""))
+            for row in rows
+        ]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One time a run waited for people (``ApprovalQuerySet.waits``): the calls of one
+    interaction that policy held for a decision, from the first of them opened (``opened``: its
+    approval created, when the interaction's ``requires_action`` was recorded) to the last of them
+    decided (``decided``: approved, rejected or expired; ``None`` while one is pending). The calls
+    of one interaction wait side by side and the run goes on once all are settled, so they count
+    once, not once per call; the interactions of a run follow one another, so its waits never
+    overlap."""
+
+    interaction_pk: int
+    sequence: int  # the interaction's position in its run, from 0
+    opened: datetime
+    decided: datetime | None
+    calls: int  # how many of its calls waited
+    function_name: str  # the first of their names, alphabetically, with " …" when there are others
 
 
 

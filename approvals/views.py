@@ -278,8 +278,12 @@ def approval_box(request: HttpRequest, pk: int) -> HttpResponse:
     """The box a function call's step shows on its run's page (``approvals/_approval_box.html``:
     status, who decided and when, the policy or reason, the result sent, a link to this call's
     page), alone: the box polls it while the call is open (``Approval.is_open``) and its run
-    active. Anyone signed in may read it; 404 for no such approval."""
-    return render(request, "approvals/_approval_box.html", {"approval": _get_approval_for_user(request, pk)})
+    active. Anyone signed in may read it; a review is offered to who may decide the call
+    (``actions``, as the run page gives it: ``ApprovalQuerySet.by_step``); 404 for no such
+    approval."""
+    approval = _get_approval_for_user(request, pk)
+    approval.actions = approval.actions_for(request.user)
+    return render(request, "approvals/_approval_box.html", {"approval": approval})
 
 
 def _decided(

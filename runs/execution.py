@@ -35,6 +35,9 @@ from runs.models import Artifact, Interaction, Run, Step
 
 
 SYSTEM_ACTOR = "system:worker"
+# Who starts a run no user starts (``create_run(created_by=None)``), in the audit log and on the
+# run (``Run.created_by_system``; ``runs.models.SYSTEM_CREATORS`` names it for pages).
+SYSTEM_CLI = "system:cli"
 # Errors after which the API has certainly not created an interaction, so a resend is safe.
 RETRYABLE_STATUS_CODES = frozenset({429, 500, 503})
 # Gateway errors: the request may have reached the API, so the outcome is unknown.
@@ -174,6 +177,8 @@ def create_run(
 
     ``tools`` are declarations as the API takes them (``{"type": "function", "name", ...}``).
     Exactly one of ``model`` and ``agent`` must be given (``ValueError`` otherwise).
+    ``created_by``: the user who starts it; ``None`` for the system (``start_run`` without
+    ``--as``, code of one's own), which the run and the audit log record as ``SYSTEM_CLI``.
     """
     if bool(model) == bool(agent):
         raise ValueError("Give exactly one of model and agent.")
@@ -182,13 +187,14 @@ def create_run(
         model=model, agent=agent, **_described(input, tools),
         background=background, system_instruction=system_instruction,
         generation_config=generation_config, created_by=created_by, source_run=source_run,
+        created_by_system="" if created_by is not None else SYSTEM_CLI,
         interaction_count=1, step_count=0,
     )
     interaction = Interaction.objects.create(
         run=run, sequence=0, request=build_request(run, input=input), requested_by=created_by
     )
     log.record(
-        actor=created_by or "system:cli", verb="run.started", obj=run, run=run,
+        actor=created_by or SYSTEM_CLI, verb="run.started", obj=run, run=run,
         after={"model": model, "agent": agent, "input": input_preview(input),
                "tools": [t.get("name", t.get("type")) for t in run.tools], "background": background},
     )
@@ -600,6 +606,35 @@ def _fail_send(interaction: Interaction, dispatch: str, message: str, raw_body: 
     _fail_run(interaction, message)
 
 
+# How the run's error words an interaction the API ended without success, by its status (the
+# API's enum: docs/interactions-api.md §4.1); another status is named as it is.
+ENDED = {
+    "failed": "The Interactions API reports that interaction {n} failed",
+    "incomplete": "The Interactions API stopped interaction {n} before it was complete",
+    "budget_exceeded": "Interaction {n} went over its budget",
+}
+
+
+def ended_message(interaction: Interaction) -> str:
+    """Why ``interaction`` (stable, not completed) ended its run, in plain words for the run's
+    error: what its status means, then the API's errors (``message (code)``, ``; `` between
+    them), e.g. "The Interactions API reports that interaction 2 failed: backend error
+    (internal)."."""
+    n = interaction.sequence + 1
+    said = ENDED.get(interaction.status, "Interaction {n} ended with the status {status}").format(
+        n=n, status=interaction.status
+    )
+    details = []
+    for error in interaction.errors if isinstance(interaction.errors, list) else []:
+        if not isinstance(error, dict):
+            details.append(str(error))
+            continue
+        message, code = str(error.get("message") or "").strip().rstrip("."), str(error.get("code") or "").strip()
+        details.append(f"{message} ({code})" if message and code else message or code)
+    details = [detail for detail in details if detail]
+    return said + (f": {'; '.join(details)}" if details else "") + "."
+
+
 def _fail_run(interaction: Interaction, message: str) -> None:
     run = interaction.run
     log.record(
@@ -853,8 +888,7 @@ def _advance_run(run: Run, interaction: Interaction, delay: float | None, contin
     elif status == S.CANCELLED:
         _set_run_status(run, Run.Status.CANCELLED, current=True)
     else:
-        messages = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}" for e in interaction.errors)
-        _fail_run(interaction, f"The interaction ended {status}" + (f" ({messages})" if messages else "."))
+        _fail_run(interaction, ended_message(interaction))
 
 
 def _set_run_status(run: Run, status: str, *, current: bool = False, **also: Any) -> bool:

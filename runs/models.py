@@ -102,7 +102,7 @@ SORT_KEYS = {"started": "created_at", "duration": "duration_ms", "tokens": "tota
 # The columns the list shows (the others can be large: input JSON, output text, tools).
 LIST_FIELDS = (
     "pk", "status", "model", "agent", "input_preview", "tool_names", "error", "total_tokens",
-    "duration_ms", "created_at", "finished_at", "pending_approvals",
+    "duration_ms", "created_at", "finished_at", "pending_approvals", "created_by", "created_by_system",
 )
 # A cursor is "<sort key>.<run id>": the key as an integer, the start time in µs since the epoch
 # (exact: PostgreSQL stores µs). At most 18 digits each, so both fit a bigint.
@@ -286,6 +286,24 @@ class RunQuerySet(models.QuerySet):
         return self.filter(tool_names__contains=f",{name},")
 
 
+# The parts of Handoff that start runs with no user behind them, by the audit log's actor name
+# (``Run.created_by_system``), as pages name them.
+SYSTEM_CREATORS = {"system:cli": "system (command line)"}
+
+
+def with_creators(runs: list[Run]) -> list[Run]:
+    """``runs`` with their ``created_by`` loaded (the username only), for ``Run.creator_name``:
+    one query for the page's users, none when no run has one, so a list's query count does not
+    grow with its length and its own query keeps its plan (no join)."""
+    ids = {run.created_by_id for run in runs if run.created_by_id is not None}
+    if ids:
+        users = get_user_model().objects.only(get_user_model().USERNAME_FIELD).in_bulk(ids)
+        for run in runs:
+            if run.created_by_id in users:
+                run.created_by = users[run.created_by_id]
+    return runs
+
+
 class Run(models.Model):
     """One piece of work: a chain of interactions joined by ``previous_interaction_id``.
 
@@ -344,6 +362,11 @@ class Run(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="runs",
     )
+    # Who started a run no user did, as the audit log names that actor (``SYSTEM_CREATORS``):
+    # ``system:cli`` for ``create_run`` without ``created_by`` (``start_run`` without ``--as``).
+    # Blank for a user's run, so a run whose creator was deleted (``SET_NULL``) is not taken for
+    # the system's. A database default too, so code that predates the column still inserts.
+    created_by_system = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancelled_by = models.ForeignKey(
@@ -419,6 +442,18 @@ class Run(models.Model):
         if end is None:
             return None
         return int((end - self.created_at).total_seconds() * 1000)
+
+    @property
+    def creator_name(self) -> str:
+        """Who started the run, as pages name them: the user's username; for a run the system
+        started, what ``SYSTEM_CREATORS`` calls that part of it ("system (command line)"); an em
+        dash when neither is known (the user was deleted). Reads ``created_by``: load it with the
+        run (``select_related``, or ``with_creators`` for a list)."""
+        if self.created_by_id is not None:
+            return self.created_by.get_username()
+        if self.created_by_system:
+            return SYSTEM_CREATORS.get(self.created_by_system, self.created_by_system)
+        return "—"
 
     @property
     def error_summary(self) -> str:

@@ -7,7 +7,21 @@ kept on the rows (``Run.step_count``, ``Interaction.first_step`` and the rest, b
 module rather than methods of ``Run``: some 300 lines of page layout (chunk and group sizes, how
 similar steps fold, where cards go) over four models, which would double ``runs/models.py``.
 
-The one place ``runs`` reads approvals is ``_attach_approvals``, below.
+``runs`` reads approvals in two places: ``_attach_approvals`` (the decision on each function
+call) and ``_waits`` (the time the run waited for people), below.
+
+The header's three durations, each defined once here and named on the page as here (the
+template's legend and ``title``s; ``DEFINITIONS``), so the header, the timing chart and the
+interaction cards never call two things by one name:
+
+- *wall time*: the run's, from created to finished, or to now while it is active
+  (``Run.elapsed_ms``);
+- *API time*: the Interactions API's, an interaction's from sent to its answer recorded
+  (``Interaction.duration_ms``; to now while in flight), summed over the run;
+- *waiting for people*: from a held function call's approval opened to its decision (to now
+  while pending), the calls of one interaction counted once (``approvals.models.Wait``), summed.
+
+What is left of the wall time is Handoff's own (queues, workers, the tools that ran).
 """
 
 from __future__ import annotations
@@ -18,7 +32,7 @@ from decimal import Decimal
 from functools import reduce
 from typing import TypedDict
 
-from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from runs import costs, execution, gemini
@@ -57,15 +71,37 @@ class Chunk(TypedDict):
     tail: bool  # the run is active and the chunk reaches the end: a row that polls for new steps
 
 
-class Timing(TypedDict, total=False):
-    """The timing chart: ``bars`` (``interaction``, ``duration_ms``, ``running``, ``slowest``,
-    ``left`` and ``width``: percentages of ``span_ms`` as strings for CSS), ``hidden`` (the
-    interactions not shown), ``span_ms`` (from the run's start to the last end; absent with no
-    bar)."""
+# The durations of the run page, as its legend and ``title``s name and define them (module
+# docstring): ``{key: {"name", "means"}}``.
+DEFINITIONS = {
+    "wall": {"name": "Wall time", "means": "from the run's creation to its end, or to now while it is active"},
+    "api": {"name": "API time", "means": "the Interactions API at work, each interaction from sent to its "
+            "answer recorded (to now while in flight), summed"},
+    "waiting": {"name": "Waiting for people", "means": "function calls awaiting a decision, from the approval "
+                "opened to its decision (to now while pending), summed; the calls of one interaction count once"},
+    "other": {"name": "Handoff's own", "means": "what is left of the wall time: queues, workers and the tools that ran"},
+}
+
+
+class Timing(TypedDict):
+    """The timing chart, in two parts on scales of their own, so a long wait for a person never
+    shrinks the API's bars: ``bars``, the API time of each interaction shown (``interaction``,
+    ``duration_ms``, ``running``, ``slowest``, ``width``: a percentage of the longest bar as a
+    string for SVG), ``hidden`` (the interactions not shown); ``waits``, each time the run waited
+    for people (``interaction_pk``, ``sequence``, ``opened``, ``decided``, ``calls``,
+    ``function_name``, ``wait_ms``, ``waiting``: still pending, ``width``: of the longest wait).
+    The sums: ``api_ms`` (every sent interaction, shown or not), ``waiting_ms``, ``wall_ms``
+    (``Run.elapsed_ms``, ``None`` for a run that never started) and ``other_ms`` (what is left of
+    the wall time, never negative; ``None`` without a wall time)."""
 
     bars: list[dict]
     hidden: int
-    span_ms: int
+    waits: list[dict]
+    api_ms: int
+    waiting_ms: int
+    waiting_now: bool  # a wait is still open: the run waits for people now
+    wall_ms: int | None
+    other_ms: int | None
 
 
 class Header(TypedDict):
@@ -101,7 +137,7 @@ def kept_usage(run: Run) -> dict[str, int]:
 
 def header(run: Run) -> Header:
     """The header's counts (kept on the run, never counted), the estimated cost of the run and
-    its timing chart (``timing``: three queries)."""
+    its timing chart (``timing``: four queries)."""
     usage = kept_usage(run)
     return {
         "interaction_count": run.interaction_count,
@@ -134,50 +170,83 @@ def output_blocks(run: Run) -> list[dict]:
     return blocks
 
 
-def timing(run: Run) -> Timing:
-    """The timing chart: one bar per sent interaction, placed from the run's start (a waterfall),
-    so waits between interactions show as gaps and a slow interaction as a long bar. A run with
-    more than ``TIMING_ROWS`` interactions shows its slowest ones, in order.
+def _ms(delta) -> int:
+    return max(int(delta.total_seconds() * 1000), 0)
 
-    Three queries, none of which reads the whole run: the interactions not sent or not finished
-    (a chain stops at them, so they are few), the ``TIMING_ROWS`` slowest finished ones and the
-    last end among them (``interaction_run_open_idx``, ``_took_idx``, ``_finished_idx``)."""
+
+def _width(ms: int, longest: int) -> str:
+    # A bar of a few ms beside one of minutes is still drawn, as a sliver.
+    return f"{max(ms / longest * 100, 0.4) if longest else 0.4:.3f}"
+
+
+def _waits(run: Run, until) -> list[dict]:
+    """The times ``run`` waited for people (``approvals.models.Wait``, through the reverse
+    relation ``run.approvals``: see ``_attach_approvals``), each with ``wait_ms`` (to ``until``
+    while pending) and ``waiting``. One query."""
+    waits = []
+    for wait in run.approvals.waits():
+        end = wait.decided or until or wait.opened
+        waits.append({**vars(wait), "wait_ms": _ms(end - wait.opened), "waiting": wait.decided is None and run.is_active})
+    return waits
+
+
+def timing(run: Run) -> Timing:
+    """The timing chart: one bar per sent interaction, its API time on the scale of the longest
+    (not placed on the run's clock, so the minutes a person took never shrink them), and apart
+    from them, on a scale of their own, the times the run waited for people. A run with more
+    than ``TIMING_ROWS`` interactions shows its slowest ones, in order; ``api_ms`` sums them
+    all.
+
+    Four queries, none of which reads a step: the interactions not sent or not finished (a chain
+    stops at them, so they are few), the ``TIMING_ROWS`` slowest finished ones
+    (``interaction_run_open_idx``, ``_took_idx``), the sum of the finished ones' API time (two
+    timestamps per interaction, summed by the database), and the waits (one aggregate row per
+    interaction that waited)."""
     # An interaction without an end has run until now while the run is active, else until the run ended.
     fallback = timezone.now() if run.is_active else run.finished_at
+    wall_ms = run.elapsed_ms
+    waits = _waits(run, fallback)
+    waiting_ms = sum(wait["wait_ms"] for wait in waits)
+    longest_wait = max((wait["wait_ms"] for wait in waits), default=0)
+    for wait in waits:
+        wait["width"] = _width(wait["wait_ms"], longest_wait)
+
     fields = ("pk", "run", "sequence", "status", "sent_at", "finished_at")
     interactions = Interaction.objects.filter(run=run)
     unfinished = list(interactions.filter(Q(sent_at=None) | Q(finished_at=None)).only(*fields))
     running = [interaction for interaction in unfinished if interaction.sent_at is not None]
     count = run.interaction_count - (len(unfinished) - len(running))
-    if not count:
-        return {"bars": [], "hidden": 0}
-    ends = []
-    for interaction in running:
-        interaction.ended = fallback or interaction.sent_at
-        interaction.took = interaction.ended - interaction.sent_at
-        ends.append(interaction.ended)
-    finished = interactions.filter(sent_at__isnull=False, finished_at__isnull=False)
-    took = ExpressionWrapper(F("finished_at") - F("sent_at"), output_field=DurationField())
-    slowest = list(finished.alias(took=took).order_by("-took", "sequence").only(*fields)[:TIMING_ROWS])
-    for interaction in slowest:
-        interaction.took = interaction.finished_at - interaction.sent_at
-    if slowest:
-        ends.append(finished.order_by("-finished_at").values_list("finished_at", flat=True)[0])
-    rows = sorted(slowest + running, key=lambda i: (-i.took, i.sequence))[:TIMING_ROWS]
-    span = max((max(ends) - run.created_at).total_seconds() * 1000, 1)
+    api_ms = 0
     bars = []
-    for interaction in sorted(rows, key=lambda i: i.sequence):
-        offset = max((interaction.sent_at - run.created_at).total_seconds() * 1000, 0)
-        took = max(interaction.took.total_seconds() * 1000, 0)
-        bars.append({
-            "interaction": interaction,
-            "duration_ms": int(took),
-            "running": interaction.finished_at is None and run.is_active,
-            "slowest": interaction is rows[0] and count > 1,
-            "left": f"{min(offset / span * 100, 100):.3f}",
-            "width": f"{max(took / span * 100, 0.4):.3f}",
-        })
-    return {"bars": bars, "hidden": count - len(bars), "span_ms": int(span)}
+    if count:
+        for interaction in running:
+            interaction.took = (fallback or interaction.sent_at) - interaction.sent_at
+        finished = interactions.filter(sent_at__isnull=False, finished_at__isnull=False)
+        took = ExpressionWrapper(F("finished_at") - F("sent_at"), output_field=DurationField())
+        slowest = list(finished.alias(took=took).order_by("-took", "sequence").only(*fields)[:TIMING_ROWS])
+        for interaction in slowest:
+            interaction.took = interaction.finished_at - interaction.sent_at
+        if slowest:
+            total = finished.aggregate(total=Sum(took))["total"]
+            api_ms += _ms(total) if total is not None else 0
+        api_ms += sum(_ms(interaction.took) for interaction in running)
+        rows = sorted(slowest + running, key=lambda i: (-i.took, i.sequence))[:TIMING_ROWS]
+        longest = _ms(rows[0].took) if rows else 0
+        for interaction in sorted(rows, key=lambda i: i.sequence):
+            took_ms = _ms(interaction.took)
+            bars.append({
+                "interaction": interaction,
+                "duration_ms": took_ms,
+                "running": interaction.finished_at is None and run.is_active,
+                "slowest": interaction is rows[0] and count > 1,
+                "width": _width(took_ms, longest),
+            })
+    return {
+        "bars": bars, "hidden": count - len(bars), "waits": waits,
+        "api_ms": api_ms, "waiting_ms": waiting_ms, "waiting_now": any(wait["waiting"] for wait in waits),
+        "wall_ms": wall_ms,
+        "other_ms": None if wall_ms is None else max(wall_ms - api_ms - waiting_ms, 0),
+    }
 
 
 # --- Interactions --------------------------------------------------------------------------------
@@ -206,8 +275,10 @@ def _window(run: Run, first: int, total: int) -> list[Slot]:
 
 def _cards(run: Run, slots: list[Slot]) -> list[Interaction]:
     """The interactions of ``slots`` as the cards show them: with ``step_count``, ``start``,
-    ``cost`` (estimated USD or ``None``), the request body, and the artifacts (without their
-    content) as ``artifact_list``, ``raw_request``, ``raw_response``. Two queries."""
+    ``cost`` (estimated USD or ``None``), ``ended_run`` (whether its failure is the run's: the
+    run's header shows that error, so the card does not repeat it), the request body, and the
+    artifacts (without their content) as ``artifact_list``, ``raw_request``, ``raw_response``.
+    Two queries."""
     if not slots:
         return []
     by_pk = {slot.pk: slot for slot in slots}
@@ -216,6 +287,9 @@ def _cards(run: Run, slots: list[Slot]) -> list[Interaction]:
         slot = by_pk[interaction.pk]
         interaction.step_count, interaction.start = slot.step_count, slot.start
         interaction.cost = costs.estimate_usd(run.model, interaction.usage)
+        # A failed run failed on its last interaction (execution._fail_run): the chain stops there.
+        interaction.ended_run = (run.status == Run.Status.FAILED and bool(run.error)
+                                 and interaction.sequence == run.interaction_count - 1)
         interaction.artifact_list, interaction.raw_request, interaction.raw_response = [], None, None
     found = {interaction.pk: interaction for interaction in interactions}
     for item in Artifact.objects.filter(interaction__in=by_pk).defer("content").order_by("interaction", "kind"):
@@ -254,19 +328,21 @@ def _chunk_steps(covering: list[Slot], first: int, end: int) -> list[Step]:
     return steps[: end - first]
 
 
-def _attach_approvals(run: Run, steps: list[Step]) -> None:
-    """Give every function call among ``steps`` its ``approval`` (or ``None``). One query, for
-    these calls only, none without calls.
+def _attach_approvals(run: Run, steps: list[Step], user=None) -> None:
+    """Give every function call among ``steps`` its ``approval`` (or ``None``), with what
+    ``user`` may do with it when given (``actions``). One query, for these calls only, none
+    without calls.
 
-    The one place ``runs`` reads approvals. The layers import one way (dashboard → approvals →
-    runs): ``runs`` never imports ``approvals``, and need not. ``run.approvals`` is the reverse
-    relation the approvals app's ``Approval.run`` adds to ``Run`` when it loads; what is read
-    through it is that app's public API only, ``ApprovalQuerySet.by_step`` (here) and
+    One of the two places ``runs`` reads approvals (``_waits`` is the other). The layers import
+    one way (dashboard → approvals → runs): ``runs`` never imports ``approvals``, and need not.
+    ``run.approvals`` is the reverse relation the approvals app's ``Approval.run`` adds to
+    ``Run`` when it loads; what is read through it is that app's public API only,
+    ``ApprovalQuerySet.by_step`` (here), ``ApprovalQuerySet.waits`` (``_waits``) and
     ``Approval.is_pending`` (``_group_key``), so its schema may change without ``runs``
     changing. The approval is shown by approvals' own template, ``approvals/_approval_box.html``,
     which ``runs/steps/function_call.html`` includes for a step that has one."""
     calls = [step for step in steps if step.type == "function_call"]
-    found = run.approvals.by_step(calls)
+    found = run.approvals.by_step(calls, user=user)
     for step in calls:
         step.approval = found.get(step.pk)
 
@@ -326,11 +402,12 @@ def _grouped(steps: list[Step]) -> list[dict]:
     return rows
 
 
-def chunk(run: Run, first: int, next_sequence: int | None = None) -> Chunk:
+def chunk(run: Run, first: int, next_sequence: int | None = None, *, user=None) -> Chunk:
     """The rows of the timeline from step ``first`` (run-wide, from 0; clamped to the run's
     steps): up to ``STEPS_PER_CHUNK`` steps and ``CARDS_PER_CHUNK`` interaction cards, each card
     where its interaction's steps begin, and what comes after. Steps carry ``number`` (run-wide,
-    from 1), function calls their ``approval``.
+    from 1), function calls their ``approval`` (with ``actions``, what ``user`` may do with it,
+    when ``user`` is given: the reader of the page).
 
     ``next_sequence`` is the first interaction whose card the page does not show yet (the chunk is
     appended below what is there); ``None`` for a chunk that opens a page, which then starts
@@ -362,7 +439,7 @@ def chunk(run: Run, first: int, next_sequence: int | None = None) -> Chunk:
     steps = _chunk_steps(covering, first, end)
     for number, step in enumerate(steps, start=first + 1):
         step.number = number
-    _attach_approvals(run, steps)
+    _attach_approvals(run, steps, user)
     by_interaction: dict[int, list[Step]] = {}
     for step in steps:
         by_interaction.setdefault(step.interaction_id, []).append(step)

@@ -21,7 +21,7 @@ from google.genai import _interactions as api_errors
 from audit import roles
 from runs import execution, gemini, images, timeline
 from runs.forms import ContinueForm, RunFilterForm, TrackForm
-from runs.models import Artifact, Cursor, Interaction, Run, Step, search_is_selective
+from runs.models import Artifact, Cursor, Interaction, Run, Step, search_is_selective, with_creators
 
 PAGE_SIZE = 50
 
@@ -75,7 +75,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         few=bool(filters["text"]) and search_is_selective(filters["text"]),
         dated=bool(filters["since"] or filters["until"]),
     )
-    rows = page.runs
+    rows = with_creators(page.runs)
     query = _query(form)
     context = {
         "form": form,
@@ -124,7 +124,7 @@ def _card(request: HttpRequest, run: Run, target_id: str) -> dict:
 
 
 def _next_chunk(request: HttpRequest, run: Run, target_id: str) -> dict:
-    chunk = timeline.chunk(run, _number(request.GET.get("from")), _number(request.GET.get("i")))
+    chunk = timeline.chunk(run, _number(request.GET.get("from")), _number(request.GET.get("i")), user=request.user)
     return {"total_steps": run.step_count, **chunk}
 
 
@@ -184,6 +184,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # The actions the header offers (the views check again): read only if shown.
         "may": SimpleLazyObject(lambda: roles.allowed(request.user, run)),
         "unknown_risk": execution.UNKNOWN_RISK,
+        # The durations as every part of the page names them (header, timing, cards).
+        "definitions": timeline.DEFINITIONS,
     }
     if request.htmx:
         found = _partial(request.htmx.target or "")
@@ -192,7 +194,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             return render(request, f"{template}#{partial}", {**context, **build(request, run, target_id)})
         template += "#run-detail"
     context.update(timeline.header(run))
-    context.update(timeline.chunk(run, _number(request.GET.get("from"))))
+    context.update(timeline.chunk(run, _number(request.GET.get("from")), user=request.user))
     return render(request, template, context)
 
 

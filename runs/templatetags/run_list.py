@@ -30,6 +30,7 @@ ROW = (
     '<td class="mono target-cell">{target}</td>'
     '<td class="input-cell" title="{input}"><span class="clamp">{input}</span></td>'
     '<td class="nowrap"><time datetime="{started}">{started_ago}</time></td>'
+    '<td class="nowrap creator">{creator}</td>'
     '<td class="num nowrap{live}">{duration}</td>'
     '<td class="num">{tokens}</td>'
     '<td class="num">{pending}</td>'
@@ -56,6 +57,7 @@ def _row(run: Run, runs_url: str) -> str:
         input=escape(run.input_preview),
         started=run.created_at.isoformat(),
         started_ago=escape(ago(run.created_at)),
+        creator=escape(run.creator_name),
         # An active run has no duration yet: it shows the time so far, refreshed with the table.
         live=" elapsed" if run.is_active else "",
         duration=escape(duration(run.elapsed_ms)),
@@ -67,7 +69,8 @@ def _row(run: Run, runs_url: str) -> str:
 
 @register.simple_tag
 def run_rows(runs: Iterable[Run]) -> SafeString:
-    """One ``<tr>`` per run: id, status, model or agent, input preview, start, duration, tokens,
+    """One ``<tr>`` per run: id, status, model or agent, input preview, start, who started it
+    (``Run.creator_name``: load the users with ``runs.models.with_creators``), duration, tokens,
     pending approvals (``run.pending_approvals``) and the first line of
     the error. The input and the error wrap, clamped to a few lines (``.clamp``), each whole in
     its cell's title. Every text value is HTML-escaped (quotes included: some go into attributes)."""

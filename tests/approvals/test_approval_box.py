@@ -18,15 +18,24 @@ def box(client, approval: Approval) -> str:
     return response.content.decode().strip()
 
 
-def test_a_pending_call_polls_its_box_and_links_to_its_review(client, carol):
+def test_a_pending_call_polls_its_box_and_links_to_its_review(client, alice):
     approval = make_pending_approval()
-    client.force_login(carol)  # an auditor: anyone signed in may read it
+    client.force_login(alice)  # a reviewer
     body = box(client, approval)
     assert body.startswith(f'<aside id="approval-{approval.pk}" class="approval-box approval-pending" '
                            f'hx-get="/approvals/{approval.pk}/box/" hx-trigger="every 2s" hx-swap="outerHTML">')
     assert body.endswith("</aside>")  # the box alone
     assert "Refunds above $200 need a reviewer" in body
     assert f'href="/approvals/{approval.pk}/">Review</a>' in body
+
+
+def test_who_may_not_decide_reads_the_box_with_a_link_to_view_the_call(client, carol):
+    approval = make_pending_approval()
+    client.force_login(carol)  # an auditor: anyone signed in may read it, not decide it
+    body = box(client, approval)
+    assert "Refunds above $200 need a reviewer" in body
+    assert ">Review</a>" not in body
+    assert f'href="/approvals/{approval.pk}/">View approval #{approval.pk}</a>' in body
 
 
 def test_an_approved_call_polls_until_its_result_is_sent(client, alice, bob):
@@ -41,7 +50,7 @@ def test_an_approved_call_polls_until_its_result_is_sent(client, alice, bob):
     body = box(client, approval)
     assert "hx-get" not in body
     assert "Result sent" in body and "&quot;status&quot;: &quot;issued&quot;" in body
-    assert f'href="/approvals/{approval.pk}/">Approval #{approval.pk}</a>' in body
+    assert f'href="/approvals/{approval.pk}/">View approval #{approval.pk}</a>' in body
 
 
 def test_a_rejected_call_shows_who_and_why_and_stops_polling(client, alice, bob):

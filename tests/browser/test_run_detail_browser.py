@@ -4,6 +4,8 @@ opens fast and loads more as the reader scrolls."""
 
 from datetime import timedelta
 
+import pytest
+
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -137,3 +139,150 @@ def test_a_run_of_5000_steps_opens_fast_and_loads_more_on_scroll(live_server, pa
     first_new.evaluate("item => item.scrollIntoView({block: 'start'})")
     page.evaluate("window.scrollBy(0, -300)")
     page.screenshot(path=str(SCREENSHOTS / "run-detail-05-5000-steps-second-chunk.png"))
+
+
+# --- The header: durations, errors, the evidence bundle, who may review ----------------------------
+
+
+def waited_run(user, *, decided_by=None) -> tuple[Run, "Approval"]:
+    """A refund run that waited about nine minutes for a person, written to the database: its
+    interactions took 2.1 s and 1.5 s of API time. Decided by ``decided_by`` (then completed), or
+    still waiting for a reviewer."""
+    from approvals.models import Approval
+    from tests.factories import function_call, make_approval, make_interaction, make_run, make_step, text_output
+
+    start = timezone.now() - timedelta(minutes=10)
+    decided = decided_by is not None
+    run = make_run(status=Run.Status.COMPLETED if decided else Run.Status.WAITING_FOR_APPROVAL, created_by=user,
+                   created_at=start, input="Order A-1003 arrived with a shattered panel. Full refund, please.",
+                   output_text="Your refund of $1,450.00 is on its way." if decided else "",
+                   finished_at=start + timedelta(minutes=9, seconds=4) if decided else None)
+    usage = {"total_input_tokens": 900, "total_output_tokens": 60, "total_tokens": 960}
+    first = make_interaction(run, status=Interaction.Status.REQUIRES_ACTION, usage=usage,
+                             sent_at=start + timedelta(seconds=1), finished_at=start + timedelta(seconds=3.1))
+    call = make_step(first, function_call("issue_refund", {"order_id": "A-1003", "amount": 1450.0}, call_id="call_1"))
+    opened = start + timedelta(seconds=3.2)
+    if decided:
+        approval = make_approval(first, call, status=Approval.Status.APPROVED, created_at=opened, decided_by=decided_by,
+                                 decided_at=opened + timedelta(minutes=9), settled_at=opened + timedelta(minutes=9),
+                                 result={"status": "issued"})
+        second = make_interaction(run, previous_interaction_id=first.interaction_id, usage=usage,
+                                  sent_at=opened + timedelta(minutes=9, seconds=0.2),
+                                  finished_at=opened + timedelta(minutes=9, seconds=0.7))
+        make_step(second, text_output("Your refund of $1,450.00 is on its way."))
+    else:
+        approval = make_approval(first, call, created_at=opened)
+    return Run.objects.get(pk=run.pk), approval
+
+
+def visit(page, live_server, run: Run, width: int) -> None:
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{live_server.url}{run.get_absolute_url()}")
+
+
+def assert_fits(page) -> None:
+    """The run header holds its content at the window's width (no part of it scrolls sideways)."""
+    overflow = page.locator("#run-header").evaluate("el => el.scrollWidth - el.clientWidth")
+    assert overflow <= 0, overflow
+
+
+def test_a_run_that_waited_long_for_a_person_keeps_its_api_bars_readable(live_server, page, screenshot, alice,
+                                                                          transactional_db):
+    run, approval = waited_run(alice, decided_by=alice)
+    sign_in(page, live_server, alice)
+    for width in (1440, 390):
+        visit(page, live_server, run, width)
+        header = page.locator("#run-header")
+        # Three durations, named as the legend defines them.
+        expect(header.locator(".time-wall")).to_contain_text("Wall time9m 04s")
+        expect(header.locator(".time-api")).to_contain_text("API time2.6 s")
+        expect(header.locator(".time-waiting")).to_contain_text("Waiting for people9m 00s")
+        legend = header.locator(".timing-legend")
+        expect(legend.get_by_role("term").nth(2)).to_have_text("Waiting for people")
+        expect(legend.get_by_role("definition").nth(2)).to_contain_text("function calls awaiting a decision")
+        # The API's bars on the scale of the longest (2.1 s), not of the run's nine minutes.
+        tracks = header.locator(".timing-api .timing-track")
+        bars = header.locator(".timing-api .timing-bar")
+        expect(bars).to_have_count(2)
+        track = tracks.first.bounding_box()["width"]
+        assert tracks.nth(1).bounding_box()["width"] == track  # one scale: tracks of one width
+        widths = [bars.nth(i).bounding_box()["width"] for i in range(2)]
+        assert widths[0] == pytest.approx(track, abs=3)  # 2.1 s, the longest (its stroke drawn outside)
+        assert widths[1] == pytest.approx(track * 0.5 / 2.1, abs=3) and widths[1] > 20  # 0.5 s: readable
+        # The wait apart, on its own scale.
+        waits = header.locator(".timing-waits .timing-row")
+        expect(waits).to_have_count(1)
+        expect(waits).to_contain_text("9m 00s")
+        expect(header.locator(".timing-waits .wait-bar")).to_be_visible()
+        assert_fits(page)
+        screenshot(f"run-detail-06-waited-for-a-person-{width}")
+
+
+def test_a_failed_run_shows_its_error_once(live_server, page, screenshot, alice, transactional_db):
+    from tests.factories import make_interaction, make_run
+
+    message = ("The Interactions API reports that interaction 1 failed: An internal error occurred while generating "
+               "the response (internal).")
+    run = make_run(status=Run.Status.FAILED, error=message, created_by_system="system:cli",
+                   input="Summarise yesterday's tickets.")
+    interaction = make_interaction(run, status=Interaction.Status.FAILED, errors=[
+        {"code": "internal", "message": "An internal error occurred while generating the response."}])
+    sign_in(page, live_server, alice)
+    for width in (1440, 390):
+        visit(page, live_server, run, width)
+        expect(page.locator(".error-box")).to_have_count(1)
+        expect(page.locator("#run-error")).to_contain_text("Why the run failed")
+        expect(page.locator("#run-error")).to_contain_text(message)
+        expect(page.get_by_text("An internal error occurred", exact=False)).to_have_count(1)
+        card = page.locator(f"#interaction-{interaction.pk}")
+        expect(card.locator(".ended-run")).to_contain_text("ended the run")
+        expect(page.locator("#run-header .creator")).to_have_text("system (command line)")
+        assert_fits(page)
+        screenshot(f"run-detail-07-failed-{width}")
+    card.get_by_role("link", name="Why it failed ↑").click()
+    expect(page).to_have_url(f"{live_server.url}{run.get_absolute_url()}#run-error")
+
+
+def test_the_evidence_bundle_is_offered_to_who_may_export_it(live_server, page, alice, bob, carol, transactional_db):
+    run, _ = waited_run(bob, decided_by=alice)
+    sign_in(page, live_server, carol)  # an auditor: may export
+    visit(page, live_server, run, 1440)
+    link = page.locator("#run-header").get_by_role("link", name="Evidence bundle")
+    expect(link).to_be_visible()
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == f"handoff-run-{run.pk}-evidence.zip"
+
+    page.context.clear_cookies()
+    sign_in(page, live_server, bob)  # an engineer: may not
+    visit(page, live_server, run, 1440)
+    expect(page.locator("#run-header .run-actions")).to_be_visible()
+    expect(page.get_by_role("link", name="Evidence bundle")).to_have_count(0)
+
+
+def test_only_who_may_decide_sees_review(live_server, page, screenshot, alice, bob, transactional_db):
+    from tests.conftest import make_user
+
+    run, approval = waited_run(bob)
+    viewer = make_user("vera")
+    sign_in(page, live_server, viewer)
+    for width in (1440, 390):
+        visit(page, live_server, run, width)
+        box = page.locator(f"#approval-{approval.pk}")
+        expect(box).to_contain_text("Pending")
+        expect(box.get_by_role("link", name="Review")).to_have_count(0)
+        expect(box.get_by_role("link", name=f"View approval #{approval.pk}")).to_be_visible()
+        # Waiting now: the wait grows with the page.
+        expect(page.locator(".time-waiting")).to_contain_text("so far")
+        assert_fits(page)
+        screenshot(f"run-detail-08-waiting-viewer-{width}")
+
+    page.context.clear_cookies()
+    sign_in(page, live_server, alice)  # a reviewer
+    visit(page, live_server, run, 1440)
+    box = page.locator(f"#approval-{approval.pk}")
+    expect(box.get_by_role("link", name="Review")).to_be_visible()
+    # The box keeps answering for its reader when it polls itself.
+    page.wait_for_timeout(2_500)
+    expect(box.get_by_role("link", name="Review")).to_be_visible()
+    screenshot("run-detail-09-waiting-reviewer-1440")

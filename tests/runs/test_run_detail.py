@@ -14,6 +14,7 @@ from approvals.models import Approval
 from runs import costs
 from runs.emulator import showcase
 from runs.models import Artifact, Interaction, Run, Step
+from tests.conftest import make_user
 from tests.factories import (
     function_call, make_approval, make_artifact, make_interaction, make_run, make_step, make_steps, text_output,
 )
@@ -111,6 +112,29 @@ def test_a_pending_call_links_to_its_review(client, alice):
     assert f'href="/approvals/{approval.pk}/">Review</a>' in body
 
 
+@pytest.mark.parametrize("who", ["viewer", "bob", "carol"])
+def test_who_may_not_decide_sees_the_call_to_view_not_to_review(client, who, bob, carol):
+    user = {"viewer": make_user("vera"), "bob": bob, "carol": carol}[who]
+    run = make_run(status=Run.Status.WAITING_FOR_APPROVAL)
+    interaction = make_interaction(run, status=Interaction.Status.REQUIRES_ACTION)
+    approval = make_approval(interaction, make_step(interaction, function_call()))
+    client.force_login(user)
+    body = page(client, run)
+    assert ">Review</a>" not in body
+    assert f'href="/approvals/{approval.pk}/">View approval #{approval.pk}</a>' in body
+    # The next chunk, as htmx appends it, answers for its reader the same way.
+    more = htmx(client, run, "timeline-tail", **{"from": 0, "i": 1}).content.decode()
+    assert ">Review</a>" not in more and f"View approval #{approval.pk}" in more
+
+
+def test_a_reviewer_outside_the_calls_group_sees_no_review(client, alice):
+    run = make_run(status=Run.Status.WAITING_FOR_APPROVAL)
+    interaction = make_interaction(run, status=Interaction.Status.REQUIRES_ACTION)
+    make_approval(interaction, make_step(interaction, function_call()), approver_group="finance-leads")
+    client.force_login(alice)  # a reviewer, not a finance lead
+    assert ">Review</a>" not in page(client, run)
+
+
 def test_it_estimates_the_cost_of_each_interaction_and_of_the_run(client, alice):
     run = make_run(model="gemini-2.5-flash")
     usage = {"total_input_tokens": 1_000_000, "total_cached_tokens": 200_000, "total_output_tokens": 100_000,
@@ -154,8 +178,11 @@ def test_the_timing_chart_has_a_bar_per_interaction_and_marks_the_slowest(client
     body = page(client, run)
     assert body.count('<li class="timing-row') == 3
     assert re.search(r'timing-row is-slowest">\s*<a class="timing-name" href="#interaction-%d">#2</a>' % slow.pk, body)
-    assert 'x="10.000%" width="80.000%"' in body  # 1 s to 9 s of a 10 s span
+    # API time on the scale of the longest interaction, not placed on the run's clock.
+    assert 'x="0" width="100.000%"' in body  # 8 s, the longest
+    assert 'x="0" width="6.250%"' in body and 'x="0" width="12.500%"' in body  # 0.5 s and 1 s of 8 s
     assert "8.0 s" in body
+    assert re.search(r'API time</abbr></dt><dd>9.5 s</dd>', body)  # summed
 
 
 # --- Step types ---------------------------------------------------------------------------------
@@ -390,14 +417,34 @@ def test_it_escapes_what_the_model_and_the_tools_wrote(client, alice):
 # --- Errors -------------------------------------------------------------------------------------
 
 
-def test_it_shows_the_error_of_a_failed_run_and_its_interaction(client, alice):
-    run = make_run(status=Run.Status.FAILED, error="The interaction ended failed (500: backend error)")
-    make_interaction(run, status=Interaction.Status.FAILED, errors=[{"code": "internal", "message": "backend error"}],
-                     error="The API answered 200 with a body that is not JSON.")
+def test_a_failed_run_shows_its_error_once_and_its_last_card_points_to_it(client, alice):
+    message = "The Interactions API reports that interaction 2 failed: backend error (internal)."
+    run = make_run(status=Run.Status.FAILED, error=message)
+    make_interaction(run)
+    last = make_interaction(run, status=Interaction.Status.FAILED,
+                            errors=[{"code": "internal", "message": "backend error"}])
     client.force_login(alice)
     body = page(client, run)
-    assert 'class="error-box"' in body
-    assert "The interaction ended failed (500: backend error)" in body
+    assert body.count('class="error-box"') == 1
+    assert body.count("backend error") == 1
+    assert re.search(r'<div id="run-error" class="error-box" role="alert">\s*<strong>Why the run failed</strong>\s*'
+                     r'<p class="error-message">The Interactions API reports that interaction 2 failed: backend error '
+                     r'\(internal\)\.</p>', body)
+    card = body[body.index(f'<li id="interaction-{last.pk}"'):]
+    assert 'ended the run</span> <a href="#run-error">Why it failed ↑</a>' in card
+    assert "ended failed" not in body
+    # The card polled alone says the same.
+    assert '<a href="#run-error">' in htmx(client, run, f"interaction-{last.pk}").content.decode()
+
+
+def test_an_interaction_that_did_not_end_the_run_shows_its_own_errors(client, alice):
+    run = make_run(status=Run.Status.RUNNING)
+    make_interaction(run, status=Interaction.Status.FAILED, errors=[{"code": "internal", "message": "backend error"}],
+                     error="The API answered 200 with a body that is not JSON.")
+    make_interaction(run, status=Interaction.Status.IN_PROGRESS, finished_at=None)
+    client.force_login(alice)
+    body = page(client, run)
+    assert 'id="run-error"' not in body
     assert "<code>internal</code> backend error" in body
     assert "The API answered 200 with a body that is not JSON." in body
 
@@ -493,6 +540,60 @@ def test_artifacts_need_a_signed_in_user(client, db):
 
 
 # --- Live ---------------------------------------------------------------------------------------
+
+
+def test_the_header_names_each_duration_and_defines_it_in_a_legend(client, alice):
+    """Wall time, API time and waiting for people: three numbers, three names, one definition
+    each, in the header, the timing chart and the cards alike."""
+    start = timezone.now() - timedelta(minutes=4)
+    run = make_run(status=Run.Status.COMPLETED, created_at=start, finished_at=start + timedelta(seconds=200),
+                   duration_ms=200_000)
+    first = make_interaction(run, status=Interaction.Status.REQUIRES_ACTION,
+                             sent_at=start + timedelta(seconds=1), finished_at=start + timedelta(seconds=4))
+    make_approval(first, make_step(first, function_call()), status=Approval.Status.REJECTED,
+                  created_at=start + timedelta(seconds=4), decided_at=start + timedelta(seconds=184),
+                  decided_by=make_user("dora", "reviewers"), reason="No")
+    make_interaction(run, sent_at=start + timedelta(seconds=185), finished_at=start + timedelta(seconds=186))
+    client.force_login(alice)
+    body = page(client, run)
+    assert "<dt>Duration</dt>" not in body
+    assert re.search(r'<abbr title="Wall time: from the run&#x27;s creation to its end[^"]*">Wall time</abbr></dt><dd>3m 20s</dd>', body)
+    assert re.search(r'<abbr title="API time: the Interactions API at work[^"]*">API time</abbr></dt><dd>4.0 s</dd>', body)
+    assert re.search(r'<abbr title="Waiting for people: [^"]*">Waiting for people</abbr></dt><dd>3m 00s</dd>', body)
+    # The cards call an interaction's own time API time, as the header does.
+    assert body.count('">API time</abbr></dt><dd>') == 1 + 2
+    legend = body[body.index('<dl class="timing-legend"'):]
+    legend = legend[:legend.index("</dl>")]
+    for name in ("Wall time", "API time", "Waiting for people", "Handoff&#x27;s own"):
+        assert f"<dt>{name}</dt>" in legend
+    assert "<dd>16.0 s · what is left of the wall time" in legend  # 200 s - 4 s - 180 s
+    # The wait is a chart of its own: the API's bars keep their scale.
+    assert re.search(r'class="timing-bar timing-requires_action" x="0" width="100.000%"', body)
+    assert re.search(r'class="timing-bar timing-completed" x="0" width="33.333%"', body)
+    waits = body[body.index('class="timing-part timing-waits"'):]
+    assert re.search(r'<a class="timing-name" href="#interaction-%d">#1</a>' % first.pk, waits)
+    assert 'class="wait-bar" x="0" width="100.000%"' in waits and "3m 00s" in waits
+
+
+def test_a_run_the_system_started_says_so(client, alice):
+    system = make_run(created_by_system="system:cli")
+    client.force_login(alice)
+    body = page(client, system)
+    assert re.search(r'<dt>Created by</dt><dd class="creator"><span title="Started by Handoff itself \(system:cli\)'
+                     r'[^"]*">system \(command line\)</span></dd>', body)
+    unknown = make_run()  # no user, and not the system's: its creator was deleted
+    assert '<dt>Created by</dt><dd class="creator">—</dd>' in page(client, unknown)
+
+
+@pytest.mark.parametrize("who,shown", [("alice", True), ("carol", True), ("bob", False), ("viewer", False)])
+def test_the_evidence_bundle_is_linked_for_who_may_export_it(client, alice, bob, carol, completed_run, who, shown):
+    user = {"alice": alice, "bob": bob, "carol": carol, "viewer": make_user("vera")}[who]
+    client.force_login(user)
+    body = page(client, completed_run)
+    link = f'href="/runs/{completed_run.pk}/evidence.zip" download'
+    assert (link in body) is shown
+    # What the link promises, the view keeps: a download for who may, 403 for who may not.
+    assert client.get(f"/runs/{completed_run.pk}/evidence.zip").status_code == (200 if shown else 403)
 
 
 def test_the_header_polls_while_the_run_is_active(client, alice):

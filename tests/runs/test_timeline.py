@@ -6,10 +6,12 @@ from decimal import Decimal
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from approvals.models import Approval
 from runs import timeline
 from runs.models import Interaction, Run
+from tests.conftest import make_user
 from tests.factories import function_call, make_approval, make_interaction, make_run, make_steps, text_output
 
 
@@ -125,10 +127,63 @@ def test_the_header_reads_the_kept_counts_and_prices_the_summed_usage(db):
     header = timeline.header(run)
     assert header["interaction_count"] == 2 and header["total_steps"] == 0
     assert header["run_cost"] == Decimal("0.6")  # 2M input tokens at $0.30 per 1M
-    assert len(header["timing"]["bars"]) == 2 and header["timing"]["span_ms"] == 2000
+    assert len(header["timing"]["bars"]) == 2 and header["timing"]["api_ms"] == 2000
 
 
 def test_a_run_without_usage_has_no_cost_and_no_bars(db):
-    run = make_run()
+    run = make_run(finished_at=None, duration_ms=1500)
     assert timeline.header(run) == {"interaction_count": 0, "total_steps": 0, "run_cost": None,
-                                    "timing": {"bars": [], "hidden": 0}, "output_blocks": []}
+                                    "timing": {"bars": [], "hidden": 0, "waits": [], "api_ms": 0, "waiting_ms": 0,
+                                               "waiting_now": False, "wall_ms": 1500, "other_ms": 1500},
+                                    "output_blocks": []}
+
+
+def test_api_time_and_waiting_for_people_are_apart_and_add_up_to_the_wall_time(db):
+    """A run that waited 10 minutes for a person: the API's bars are on the scale of the longest
+    interaction (not of the run's 10 minutes), the wait has its own, and wall time = API time +
+    waiting + Handoff's own."""
+    start = timezone.now() - timedelta(minutes=11)
+    run = make_run(created_at=start, finished_at=start + timedelta(minutes=10, seconds=10),
+                   duration_ms=(10 * 60 + 10) * 1000)
+    first = make_interaction(run, status=Interaction.Status.REQUIRES_ACTION,
+                             sent_at=start + timedelta(seconds=1), finished_at=start + timedelta(seconds=3))
+    calls = make_steps(first, [function_call(call_id="a"), function_call(name="send_email", call_id="b"),
+                               function_call(name="lookup_order", call_id="c")])
+    opened = start + timedelta(seconds=3)
+    # Two calls held side by side, decided 9 and 10 minutes later: one wait of 10 minutes.
+    make_approval(first, calls[0], status=Approval.Status.APPROVED, created_at=opened,
+                  decided_at=opened + timedelta(minutes=9), decided_by=make_user("dora", "reviewers"))
+    make_approval(first, calls[1], status=Approval.Status.EXPIRED, created_at=opened,
+                  decided_at=opened + timedelta(minutes=10))
+    make_approval(first, calls[2], status=Approval.Status.AUTO, created_at=opened)  # run at once: no wait
+    make_interaction(run, sent_at=opened + timedelta(minutes=10, seconds=1),
+                     finished_at=opened + timedelta(minutes=10, seconds=5))
+    run.refresh_from_db()
+
+    with CaptureQueriesContext(connection) as captured:
+        timing = timeline.timing(run)
+    assert len(captured) == 4
+    assert [bar["duration_ms"] for bar in timing["bars"]] == [2000, 4000]
+    assert [bar["width"] for bar in timing["bars"]] == ["50.000", "100.000"]
+    assert timing["api_ms"] == 6000
+    [wait] = timing["waits"]
+    assert (wait["interaction_pk"], wait["sequence"], wait["calls"]) == (first.pk, 0, 2)
+    assert wait["function_name"] == "issue_refund …" and wait["width"] == "100.000"
+    assert wait["wait_ms"] == timing["waiting_ms"] == 10 * 60 * 1000 and not wait["waiting"]
+    assert timing["wall_ms"] == 610_000 and timing["other_ms"] == 610_000 - 6000 - 600_000
+
+
+def test_a_pending_call_waits_until_now_while_the_run_is_active(db):
+    start = timezone.now() - timedelta(minutes=5)
+    run = make_run(status=Run.Status.WAITING_FOR_APPROVAL, created_at=start)
+    interaction = make_interaction(run, status=Interaction.Status.REQUIRES_ACTION,
+                                   sent_at=start, finished_at=start + timedelta(seconds=2))
+    [call] = make_steps(interaction, [function_call()])
+    make_approval(interaction, call, created_at=start + timedelta(seconds=2))
+    run.refresh_from_db()
+
+    timing = timeline.timing(run)
+    [wait] = timing["waits"]
+    assert wait["waiting"] and timing["waiting_now"] and wait["decided"] is None
+    assert 4 * 60 * 1000 < timing["waiting_ms"] < 6 * 60 * 1000
+    assert timing["api_ms"] == 2000

@@ -4,7 +4,8 @@
 Creates a run, queues it, and prints the run's id as the last line. The options are checked by
 the page's own form (``dashboard.forms.StartRunForm``), so the command refuses what the page
 refuses, in the page's words. With ``--as`` the run is that user's, who must be allowed to
-start runs (``audit.roles``); without it the run is the system's. With ``--wait`` it returns once
+start runs (``audit.roles``); without it the run is the system's (``Run.created_by_system``,
+"system (command line)" on the pages). With ``--wait`` it returns once
 the run is completed, failed, cancelled or waiting for approval, prints that status on the line
 before the id (docs/contracts.md, "Contracts"), and exits non-zero when the run failed or was
 cancelled.
@@ -40,7 +41,9 @@ class Command(BaseCommand):
         parser.add_argument("--system", default="", help="The system instruction.")
         parser.add_argument("--wait", action="store_true", help="Wait until the run settles; print its status.")
         parser.add_argument("--timeout", type=float, default=600, help="Seconds --wait waits (default 600).")
-        parser.add_argument("--as", dest="username", help="Start the run as this user (default: the system).")
+        parser.add_argument("--as", dest="username",
+                            help="Start the run as this user, an existing one who may start runs "
+                                 "(default: the system, named \"system (command line)\" on the pages).")
 
     def handle(self, *args, **options):
         user = self._user(options["username"])
@@ -72,7 +75,9 @@ class Command(BaseCommand):
             raise CommandError(f"Run {run.pk} {run.status}" + (f": {run.error}" if run.error else "."))
 
     def _user(self, username: str | None):
-        """The user named by ``--as``, who may start runs; ``None`` (the system) without it."""
+        """The user named by ``--as``, who may start runs; ``None`` (the system, which
+        ``execution.create_run`` records as such) without it. ``CommandError`` for an unknown
+        name or a user who may not start runs."""
         if username is None:
             return None
         try:
