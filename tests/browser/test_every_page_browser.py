@@ -41,6 +41,15 @@ ROLES = {
     "admin": ("ada", ("admins",)),
 }
 SCREENSHOT_ROLE = "reviewer"
+# Whose pages are saved as screenshots: the reviewer's, and the pages the reviewer may not see
+# (a 403 for them) as the engineer sees them; the signed-out pages.
+SCREENSHOTS_OF = {
+    "reviewer": {"home", "run-list", "run-steps", "run-waiting", "run-failed", "start-run", "approval-queue",
+                 "approval", "approval-unknown-tool", "bulk", "audit-log", "audit-export", "password-change",
+                 "login", "not-found", "track"},
+    "engineer": {"start-run", "track"},
+    "signed-out": {"login", "login-refused", "not-found-signed-out", "locked-out"},
+}
 
 # Long values with no place to break, as agents and APIs produce them: they are what pushes a
 # page wider than a phone.
@@ -204,11 +213,39 @@ def users(transactional_db) -> dict[str, object]:
     return made
 
 
+def visit_at_each_width(page, subtests, role: str, name: str, go, findings: dict[str, list]) -> None:
+    """Open page ``name`` (``go()`` navigates to it) at each width: check its width, then (at
+    1440 px) run axe on it; save its screenshots when ``role`` is the one they are kept for."""
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        go()
+        with subtests.test(msg="fits the window", page=name, role=role, width=width):
+            check_width(page, name, role, width)
+        if name in SCREENSHOTS_OF.get(role, ()):
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            suffix = "" if role == SCREENSHOT_ROLE else f"-{role}"
+            page.screenshot(path=str(SCREENSHOTS / f"every-page-{name}{suffix}-{width}.png"), full_page=True)
+        if width == WIDTHS[0]:
+            results = Axe().run(page).response
+            findings[name] = [{k: v[k] for k in ("id", "impact", "help")}
+                              | {"nodes": [{"target": n["target"], "html": n["html"][:300],
+                                            "summary": n.get("failureSummary", "")} for n in v["nodes"][:5]]}
+                              for v in results["violations"]]
+            with subtests.test(msg="passes axe", page=name, role=role, width=width):
+                blocked = blocking_violations(results)
+                assert not blocked, f"{name} as {role}: " + "; ".join(blocked)
+
+
+def save_findings(role: str, findings: dict[str, list]) -> None:
+    AXE_FINDINGS.mkdir(parents=True, exist_ok=True)
+    (AXE_FINDINGS / f"{role}.json").write_text(json.dumps(findings, indent=1))
+
+
 @pytest.mark.parametrize("role", list(ROLES))
-def test_every_page_fits_the_window_and_passes_axe(worker, live_server, browser, subtests, users, role, request):
+def test_every_page_fits_the_window_and_passes_axe(worker, live_server, browser, subtests, users, role):
     def worker_done():
-        # The showcase run polls once more after it completes; let the worker go quiet before
-        # the pages are read (the fixture waits too, at the end).
+        # The showcase run polls once more after it completes; the pages are read once the
+        # worker is quiet (the fixture waits too, at the end).
         from celery.worker import state
 
         wait_for(lambda: not state.active_requests, timeout=30)
@@ -217,36 +254,46 @@ def test_every_page_fits_the_window_and_passes_axe(worker, live_server, browser,
     user = users[role]
     pages["audit-export"] = f"/audit/exports/{AuditExport.objects.get(requested_by=user).pk}/"
 
-    axe = Axe()
     findings: dict[str, list] = {}
     context = browser.new_context(viewport={"width": WIDTHS[0], "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
     try:
         sign_in(page, live_server, user)
-        visits = [(name, path) for name, path in pages.items()] + [("track", None)]
-        for name, path in visits:
-            for width in WIDTHS:
-                page.set_viewport_size({"width": width, "height": 900})
-                if path is None:
-                    post_track_form(page, live_server)
-                else:
-                    page.goto(f"{live_server.url}{path}")
-                with subtests.test(msg="fits the window", page=name, role=role, width=width):
-                    check_width(page, name, role, width)
-                if role == SCREENSHOT_ROLE:
-                    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(SCREENSHOTS / f"every-page-{name}-{width}.png"), full_page=True)
-                if width == WIDTHS[0]:
-                    results = axe.run(page).response
-                    findings[name] = [{k: v[k] for k in ("id", "impact", "help")}
-                                      | {"nodes": [{"target": n["target"], "html": n["html"][:300],
-                                                    "summary": n.get("failureSummary", "")} for n in v["nodes"][:5]]}
-                                      for v in results["violations"]]
-                    with subtests.test(msg="passes axe", page=name, role=role, width=width):
-                        blocked = blocking_violations(results)
-                        assert not blocked, f"{name} as {role}: " + "; ".join(blocked)
+        for name, path in pages.items():
+            visit_at_each_width(page, subtests, role, name, lambda: page.goto(f"{live_server.url}{path}"), findings)
+        visit_at_each_width(page, subtests, role, "track", lambda: post_track_form(page, live_server), findings)
     finally:
         context.close()
-        AXE_FINDINGS.mkdir(parents=True, exist_ok=True)
-        (AXE_FINDINGS / f"{role}.json").write_text(json.dumps(findings, indent=1))
+        save_findings(role, findings)
+
+
+def test_the_signed_out_pages_fit_the_window_and_pass_axe(live_server, browser, subtests, users):
+    role, findings = "signed-out", {}
+    user = users["reviewer"]
+    context = browser.new_context(viewport={"width": WIDTHS[0], "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+
+    def wrong_password(times: int):
+        def go():
+            for _ in range(times):
+                page.goto(f"{live_server.url}/accounts/login/")
+                page.get_by_label("Username").fill(user.username)
+                page.get_by_label("Password").fill("not the password")
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_load_state()
+        return go
+
+    try:
+        visit_at_each_width(page, subtests, role, "login", lambda: page.goto(f"{live_server.url}/accounts/login/"),
+                            findings)
+        visit_at_each_width(page, subtests, role, "login-refused", wrong_password(1), findings)
+        visit_at_each_width(page, subtests, role, "not-found-signed-out",
+                            lambda: page.goto(f"{live_server.url}/no-such-page/{LONG_TOOL}"), findings)
+        # django-axes: the fifth wrong password in a row locks the username out (settings).
+        visit_at_each_width(page, subtests, role, "locked-out", wrong_password(3), findings)
+        assert "Sign-in locked" in page.content()
+    finally:
+        context.close()
+        save_findings(role, findings)
