@@ -22,7 +22,7 @@ def test_a_pending_call_polls_its_box_and_links_to_its_review(client, alice):
     approval = make_pending_approval()
     client.force_login(alice)  # a reviewer
     body = box(client, approval)
-    assert body.startswith(f'<aside id="approval-{approval.pk}" class="approval-box approval-pending" '
+    assert body.startswith(f'<aside id="approval-{approval.pk}" aria-label="Approval #{approval.pk}" class="approval-box approval-pending" '
                            f'hx-get="/approvals/{approval.pk}/box/" hx-trigger="every 2s" hx-swap="outerHTML">')
     assert body.endswith("</aside>")  # the box alone
     assert "Refunds above $200 need a reviewer" in body
@@ -59,7 +59,7 @@ def test_a_rejected_call_shows_who_and_why_and_stops_polling(client, alice, bob)
                                                    decided_at=timezone.now(), reason="Too large")
     client.force_login(alice)
     body = box(client, approval)
-    assert body.startswith(f'<aside id="approval-{approval.pk}" class="approval-box approval-rejected">')
+    assert body.startswith(f'<aside id="approval-{approval.pk}" aria-label="Approval #{approval.pk}" class="approval-box approval-rejected">')
     assert "Reason:</span> Too large" in body
 
 

@@ -20,7 +20,9 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from approvals import tools
+from audit import roles
 from audit.models import AuditExport
+from dashboard.models import ApiToken
 from runs import execution
 from runs.models import Interaction, Run
 from tests.browser.conftest import SCREENSHOTS, sign_in
@@ -116,6 +118,9 @@ def seed(users: dict[str, object], worker_done) -> dict[str, str]:
                                    rows_total=1234, rows_done=1234, file_name="handoff-audit.csv",
                                    sha256="e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
                                    filters={"verb": "approval.", "tool": LONG_TOOL}, finished_at=now)
+        # API tokens of their own, one with a long name; and API events in the audit log.
+        ApiToken.issue(user, name="refund-bot", scopes=["read"])
+        ApiToken.issue(user, name=f"deploy-{LONG_TOOL}"[:100], scopes=list(roles.SCOPES))
     return {
         "home": "/",
         "run-list": "/runs/",
@@ -130,6 +135,7 @@ def seed(users: dict[str, object], worker_done) -> dict[str, str]:
         "audit-log": "/audit/",
         "audit-export": None,  # the user's own job
         "password-change": "/accounts/password_change/",
+        "api-tokens": "/account/tokens/",
         "login": "/accounts/login/",
         "not-found": "/runs/999999/",
     }

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from approvals.models import Approval
 from runs import execution
 from runs.models import Interaction, Run, Step
 from tests.browser.conftest import SCREENSHOTS, sign_in
@@ -144,7 +145,7 @@ def test_a_run_of_5000_steps_opens_fast_and_loads_more_on_scroll(live_server, pa
 # --- The header: durations, errors, the evidence bundle, who may review ----------------------------
 
 
-def waited_run(user, *, decided_by=None) -> tuple[Run, "Approval"]:
+def waited_run(user, *, decided_by=None) -> tuple[Run, Approval]:
     """A refund run that waited about nine minutes for a person, written to the database: its
     interactions took 2.1 s and 1.5 s of API time. Decided by ``decided_by`` (then completed), or
     still waiting for a reviewer."""

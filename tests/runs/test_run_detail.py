@@ -666,13 +666,13 @@ def test_a_pending_approval_polls_until_it_is_decided(client, alice, bob):
     client.force_login(alice)
     body = page(client, run)
     # The box is approvals' own, and polls approvals' URL (tests/approvals/test_approval_box.py).
-    assert (f'<aside id="approval-{approval.pk}" class="approval-box approval-pending" '
+    assert (f'<aside id="approval-{approval.pk}" aria-label="Approval #{approval.pk}" class="approval-box approval-pending" '
             f'hx-get="/approvals/{approval.pk}/box/" hx-trigger="every 2s"') in body
 
     Approval.objects.filter(pk=approval.pk).update(status=Approval.Status.REJECTED, decided_by=bob,
                                                    decided_at=timezone.now(), reason="No")
     box = client.get(f"/approvals/{approval.pk}/box/", HTTP_HX_REQUEST="true").content.decode()
-    assert box.lstrip().startswith(f'<aside id="approval-{approval.pk}" class="approval-box approval-rejected">')
+    assert box.lstrip().startswith(f'<aside id="approval-{approval.pk}" aria-label="Approval #{approval.pk}" class="approval-box approval-rejected">')
     assert "<strong>bob</strong>" in box
 
 
