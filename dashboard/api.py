@@ -391,7 +391,8 @@ def release(request, approval_id: int):
 # --- Audit ---------------------------------------------------------------------------------------
 
 @api.get("/audit/events", response={200: str, **PROBLEMS}, tags=["audit"],
-         openapi_extra={"responses": {"200": {"description": "One event per line (``AuditEvent.as_dict``).",
+         # An int key, as django-ninja's own: "200" beside 200 would be written twice in the JSON.
+         openapi_extra={"responses": {200: {"description": "One event per line (``AuditEvent.as_dict``).",
                                               "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}})
 def audit_events(request, since: str = "", until: str = "", run: int | None = None, actor: str = "",
                  verb: str = "", tool: str = ""):

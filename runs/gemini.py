@@ -106,12 +106,19 @@ def texts(value: Any) -> list[str]:
     has none. ``[]`` when there is none."""
     if isinstance(value, str):
         return [value]
-    found: list[str] = []
+    return [node["text"] for node in find_blocks(value, lambda node: _is_text_block(node)
+                                                  and isinstance(node.get("text"), str))]
+
+
+def find_blocks(value: Any, matches) -> list[dict[str, Any]]:
+    """Every dict in ``value`` (any JSON) for which ``matches(node)`` is true, at any depth, in
+    document order (a dict before what it holds)."""
+    found: list[dict[str, Any]] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if _is_text_block(node) and isinstance(node.get("text"), str):
-                found.append(node["text"])
+            if matches(node):
+                found.append(node)
             children = node.values()
         elif isinstance(node, list):
             children = node
@@ -129,28 +136,7 @@ def output_text(steps: list[dict[str, Any]]) -> str:
     ``Interaction.output_text`` (``_gaos/types/interactions/interaction.py``): walk the steps
     backwards skipping thoughts, collect text blocks, stop at a user input, at another step type
     once text was found, or at a non-text block. ``""`` when there is none."""
-    parts: list[str] = []
-    collecting = False
-    for step in reversed(steps):
-        kind = step.get("type")
-        if kind == "user_input":
-            break
-        if kind == "thought":
-            continue
-        if kind != "model_output":
-            if collecting:
-                break
-            continue
-        content = step.get("content")
-        if not isinstance(content, list):
-            continue
-        for item in reversed(content):
-            if _is_text_block(item):
-                collecting = True
-                parts.append(item["text"] if isinstance(item.get("text"), str) else "")
-            elif collecting:
-                return "".join(reversed(parts))
-    return "".join(reversed(parts))
+    return "".join(block["text"] if isinstance(block.get("text"), str) else "" for block in output_text_blocks(steps))
 
 
 def output_text_blocks(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:

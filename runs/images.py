@@ -14,6 +14,8 @@ import binascii
 import re
 from typing import Any
 
+from runs import gemini
+
 # Image types shown, each with the bytes its data must start with. SVG is never shown (it can
 # carry script); any other type, or data that does not start with its type's signature, is not.
 SIGNATURES = {
@@ -31,22 +33,7 @@ def blocks(value: Any) -> list[dict[str, Any]]:
     """Every image block in ``value`` (a step's ``data``, a request's ``input``, any JSON), at
     any depth, in document order: the numbering ``runs:step_image`` and ``runs:sent_image``
     use. ``[]`` when there is none."""
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "image":
-                found.append(node)
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            return
-        for child in children:
-            walk(child)
-
-    walk(value)
-    return found
+    return gemini.find_blocks(value, lambda node: node.get("type") == "image")
 
 
 def position(value: Any, block: dict[str, Any]) -> int | None:

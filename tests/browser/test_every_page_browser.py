@@ -48,7 +48,7 @@ SCREENSHOT_ROLE = "reviewer"
 SCREENSHOTS_OF = {
     "reviewer": {"home", "run-list", "run-steps", "run-waiting", "run-failed", "start-run", "approval-queue",
                  "approval", "approval-unknown-tool", "bulk", "audit-log", "audit-export", "password-change",
-                 "login", "not-found", "track"},
+                 "login", "not-found", "track", "api-tokens"},
     "engineer": {"start-run", "track"},
     "signed-out": {"login", "login-refused", "not-found-signed-out", "locked-out"},
 }

@@ -24,7 +24,10 @@ def test_an_engineer_starts_a_run_from_the_form_and_sees_it_complete(worker, liv
     screenshot("actions-02-started-run")
 
 
-def test_an_engineer_cancels_a_running_background_run(worker, live_server, page, screenshot, bob):
+def test_an_engineer_cancels_a_running_background_run(worker, api, monkeypatch, live_server, page, screenshot, bob):
+    # The emulated job runs until cancelled: on a loaded machine three polls (the emulator's
+    # default) can finish it before the page has loaded, and there is nothing left to cancel.
+    monkeypatch.setattr(api, "background_polls", 10_000)
     run = execution.create_run(agent="deep-research-pro-preview-12-2025", input="Research slowly", background=True,
                                created_by=bob)
     wait_for(lambda: Interaction.objects.filter(run=run, dispatch=Interaction.Dispatch.SENT).exists())

@@ -1,6 +1,8 @@
 """The REST API (/api/v1/): bearer tokens, problem+json errors, and decisions through the same
 model methods as the pages."""
 
+import json
+
 import pytest
 
 from approvals.models import Approval
@@ -127,6 +129,13 @@ def test_invalid_input_names_the_field(client, alice, refund):
 def test_the_openapi_schema_is_3_1_and_the_docs_load_nothing_from_elsewhere(client):
     schema = client.get("/api/v1/openapi.json")
     assert schema.status_code == 200 and schema.json()["openapi"].startswith("3.1")
+
+    def no_duplicates(pairs):
+        keys = [key for key, _ in pairs]
+        assert len(keys) == len(set(keys)), f"a key written twice: {keys}"
+        return dict(pairs)
+
+    json.loads(schema.content, object_pairs_hook=no_duplicates)  # Swagger UI refuses a duplicated key
     assert "/api/v1/approvals/{approval_id}/decision" in schema.json()["paths"]
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200
