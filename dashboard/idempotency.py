@@ -12,7 +12,7 @@ once.
   429 (rate limited) and 5xx.
 
 Keys belong to the credentials that sent them (the ``Authorization`` header's hash): another
-token cannot read or replay an answer. The model methods behind the API are exactly-once
+token cannot read or replay an answer, and neither can the same token once revoked or expired. The model methods behind the API are exactly-once
 already; this makes a retried POST answer as the first did instead of 409.
 """
 
@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 
-from dashboard.models import IdempotentRequest
+from dashboard.models import ApiToken, IdempotentRequest
 
 API_PREFIX = "/api/v1/"
 HEADER = "Idempotency-Key"
@@ -61,7 +61,13 @@ class IdempotencyMiddleware:
             return self.get_response(request)
         if not 1 <= len(key) <= 255 or not key.isprintable() or not key.isascii():
             return _problem(400, "Bad Idempotency-Key", f"{HEADER}: 1 to 255 printable ASCII characters.")
-        owner = _sha256(request.headers.get("Authorization", "").encode())
+        authorization = request.headers.get("Authorization", "")
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or ApiToken.authenticate(secret.strip()) is None:
+            # No usable token (revoked, expired, unknown): no answer is kept or given again; the
+            # API answers 401.
+            return self.get_response(request)
+        owner = _sha256(authorization.encode())
         fingerprint = _sha256(request.method.encode(), request.get_full_path().encode(), request.body)
         now = timezone.now()
         try:

@@ -102,3 +102,13 @@ def test_a_bad_key_is_refused_and_old_answers_are_pruned(client, alice):
     IdempotentRequest.objects.create(owner="o", key="new", fingerprint="f", status_code=200)
     assert idempotency.prune() == 1
     assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new"]
+
+
+def test_a_revoked_token_gets_no_answer_again(client, alice, refund):
+    token = auth(alice, "read", "decide")
+    url = f"/api/v1/approvals/{refund.pk}/decision"
+    body = {"decision": "approve", "arguments_hash": refund.arguments_hash}
+    assert post(client, url, body, token, key="k").status_code == 200
+    ApiToken.objects.get(name="ci").revoke(by=alice)
+    replay = post(client, url, body, token, key="k")
+    assert replay.status_code == 401 and "Idempotent-Replayed" not in replay
