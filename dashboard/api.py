@@ -201,6 +201,7 @@ class ApprovalOut(Schema):
     run_id: int
     interaction_id: str
     call_id: str
+    name: str  # the function's name (docs/contracts.md), as function_name
     function_name: str
     status: str
     summary: str
@@ -229,6 +230,7 @@ def approval_out(approval: Approval, user) -> dict[str, Any]:
         "run_id": approval.run_id,
         "interaction_id": approval.interaction.interaction_id,
         "call_id": approval.call_id,
+        "name": approval.function_name,
         "function_name": approval.function_name,
         "status": approval.status,
         "summary": approval.summary,
@@ -258,7 +260,7 @@ def _approval(pk: int) -> Approval:
 
 
 class ApprovalPage(Schema):
-    items: list[ApprovalOut]
+    results: list[ApprovalOut]
     next: str | None = None
 
 
@@ -268,28 +270,36 @@ LIST_LIMIT = 200
 
 
 @api.get("/approvals", response={200: ApprovalPage, **PROBLEMS}, tags=["approvals"])
-def list_approvals(request, state: str = "pending", tool: str = "", run: int | None = None, age: str = "",
-                   assignee: str = "", policy: str = "", requirement: str = "", group: str = "",
+def list_approvals(request, status: str = "", state: str = "", tool: str = "", run: int | None = None,
+                   age: str = "", assignee: str = "", policy: str = "", requirement: str = "", group: str = "",
                    after: int = 0, limit: int = 50):
-    """The queue's calls in ``state`` (pending, claimed, decided, expired) with its filters
-    (the page's: ``tool``, ``run``, ``age`` 1h/4h/1d, ``assignee`` a username or ``me``,
-    ``policy``, ``requirement`` four-eyes/single, ``group``), in id order, ``limit`` (1 to 200)
-    at a time; ``next`` is the URL of the following page (keyset: ``after`` the last id), or
-    ``null`` on the last one. 422 names a filter that is not valid."""
+    """Calls that waited or wait for people, in id order, ``limit`` (1 to 200) at a time, as
+    ``{"results": [...], "next": URL | null}`` (keyset: ``next`` asks for those ``after`` the
+    last id). ``status`` (pending, approved, rejected, expired) filters on the call's status;
+    ``state`` (the queue's tabs: pending, claimed, decided, expired) on the queue's state,
+    pending when neither is given. The queue's filters apply too: ``tool``, ``run``, ``age``
+    1h/4h/1d, ``assignee`` a username or ``me``, ``policy``, ``requirement`` four-eyes/single,
+    ``group``. 422 names a filter that is not valid."""
     roles.require(request.user, "read")
-    raw = {"state": state, "tool": tool, "run": run, "age": age, "assignee": assignee, "policy": policy,
-           "requirement": requirement, "group": group}
-    form = QueueFilterForm({k: v for k, v in raw.items() if v not in (None, "")})
+    raw = {"status": status, "state": state, "tool": tool, "run": run, "age": age, "assignee": assignee,
+           "policy": policy, "requirement": requirement, "group": group}
+    form = QueueFilterForm({k: v for k, v in raw.items() if v not in (None, "") and k != "status"})
     errors = [{"field": name, "message": " ".join(messages)} for name, messages in form.errors.items()]
+    statuses = [value for value in Approval.Status.values if value != Approval.Status.AUTO]
+    if status and status not in statuses:
+        errors.append({"field": "status", "message": f"one of {', '.join(statuses)}"})
     if not 1 <= limit <= LIST_LIMIT:
         errors.append({"field": "limit", "message": f"between 1 and {LIST_LIMIT}"})
     if errors:
         return problem(422, "Invalid input", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
     now = timezone.now()
+    approvals = Approval.objects.filtered(form.cleaned_data, user=request.user, now=now)
+    if status:
+        approvals = approvals.filter(status=status)
+    if state or not status:
+        approvals = approvals.in_state(form.cleaned_data.get("state") or "pending", now=now)
     rows = list(
-        Approval.objects.filtered(form.cleaned_data, user=request.user, now=now)
-        .in_state(form.cleaned_data.get("state") or "pending", now=now)
-        .filter(pk__gt=after).with_progress(request.user)
+        approvals.filter(pk__gt=after).with_progress(request.user)
         .select_related("run", "interaction", "decided_by", "claimed_by").order_by("pk")[: limit + 1]
     )
     more = len(rows) > limit
@@ -298,7 +308,7 @@ def list_approvals(request, state: str = "pending", tool: str = "", run: int | N
     if more:
         query = {k: v for k, v in raw.items() if v not in (None, "")} | {"after": rows[-1].pk, "limit": limit}
         following = f"{request.path}?{urlencode(query)}"
-    return {"items": [approval_out(a, request.user) for a in rows], "next": following}
+    return {"results": [approval_out(a, request.user) for a in rows], "next": following}
 
 
 @api.get("/approvals/{approval_id}", response={200: ApprovalOut, **PROBLEMS}, tags=["approvals"])
@@ -567,7 +577,7 @@ class StepOut(Schema):
 
 
 class StepPage(Schema):
-    items: list[StepOut]
+    results: list[StepOut]
     next: str | None = None
 
 
@@ -583,7 +593,7 @@ def run_steps(request, run_id: int, after: int = 0, limit: int = 200):
     steps = list(Step.objects.filter(interaction__run=run, pk__gt=after).select_related("interaction")
                  .order_by("pk")[: limit + 1])
     following = f"{request.path}?{urlencode({'after': steps[limit - 1].pk, 'limit': limit})}" if len(steps) > limit else None
-    return {"items": [{"id": s.pk, "interaction_sequence": s.interaction.sequence, "index": s.index, "type": s.type,
+    return {"results": [{"id": s.pk, "interaction_sequence": s.interaction.sequence, "index": s.index, "type": s.type,
                        "call_id": s.call_id, "name": s.name, "data": s.data} for s in steps[:limit]],
             "next": following}
 

@@ -149,20 +149,27 @@ def test_the_list_takes_the_queues_filters_and_pages_by_keyset(client, alice):
     requested_call("lookup_order", {"order_id": "A-1"}, call_id="call_lookup")  # runs at once: never listed
     headers = bearer(alice, "read")
     first = client.get("/api/v1/approvals", {"limit": 2}, **headers).json()
-    assert [a["id"] for a in first["items"]] == [r.pk for r in refunds[:2]]
+    assert [a["id"] for a in first["results"]] == [r.pk for r in refunds[:2]]
     second = client.get(first["next"], **headers).json()
     third = client.get(second["next"], **headers).json()
-    assert [a["id"] for a in second["items"] + third["items"]] == [r.pk for r in refunds[2:]]
+    assert [a["id"] for a in second["results"] + third["results"]] == [r.pk for r in refunds[2:]]
     assert third["next"] is None
     only = client.get("/api/v1/approvals", {"run": refunds[3].run_id}, **headers).json()
-    assert [a["id"] for a in only["items"]] == [refunds[3].pk]
-    assert client.get("/api/v1/approvals", {"state": "decided"}, **headers).json()["items"] == []
+    assert [a["id"] for a in only["results"]] == [refunds[3].pk]
+    assert client.get("/api/v1/approvals", {"state": "decided"}, **headers).json()["results"] == []
+    # The contract's form (docs/contracts.md): ?status=pending, results with name and arguments.
+    pending = client.get("/api/v1/approvals", {"status": "pending"}, **headers).json()["results"]
+    assert [a["id"] for a in pending] == [r.pk for r in refunds]
+    assert {"id", "run_id", "call_id", "name", "arguments", "arguments_hash"} <= pending[0].keys()
+    assert pending[0]["name"] == "issue_refund" and pending[0]["arguments"]["order_id"] == "A-0"
+    assert client.get("/api/v1/approvals", {"status": "approved"}, **headers).json()["results"] == []
 
 
 def test_a_bad_filter_is_a_422_naming_it(client, alice):
-    response = client.get("/api/v1/approvals", {"state": "lost", "limit": 0}, **bearer(alice, "read"))
+    response = client.get("/api/v1/approvals", {"state": "lost", "status": "auto", "limit": 0},
+                          **bearer(alice, "read"))
     assert response.status_code == 422 and response["Content-Type"] == PROBLEM
-    assert {e["field"] for e in response.json()["errors"]} == {"state", "limit"}
+    assert {e["field"] for e in response.json()["errors"]} == {"state", "status", "limit"}
 
 
 def test_claim_and_release_follow_the_pages_rules(client, alice, refund):

@@ -35,11 +35,11 @@ def test_an_engineer_starts_a_run_reads_it_and_its_steps_and_continues_it(worker
     assert run["status"] == "completed" and run["output_text"]
     assert run["interactions"][0]["interaction_id"].startswith("v1_") and run["interactions"][0]["usage"]
     first = api.get(f"/api/v1/runs/{run_id}/steps", {"limit": 1}).json()
-    steps = first["items"]
+    steps = first["results"]
     following = first["next"]
     while following:
         page = api.get(following).json()
-        steps += page["items"]
+        steps += page["results"]
         following = page["next"]
     assert len(steps) == run["interactions"][0]["step_count"] and len({s["id"] for s in steps}) == len(steps)
 
