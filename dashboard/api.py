@@ -50,7 +50,9 @@ class BearerToken(HttpBearer):
     its scopes (``ApiToken.act_as``); ``None`` (a 401) for any token that is not usable."""
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
-        api_token = ApiToken.authenticate(token)
+        # The Idempotency-Key middleware may have read it already (dashboard.idempotency).
+        checked = getattr(request, "bearer_checked", None)
+        api_token = checked[1] if checked and checked[0] == token else ApiToken.authenticate(token)
         if api_token is None:
             return None
         request.user = api_token.act_as()
@@ -138,6 +140,18 @@ def problem(status: int, title: str, detail: str = "", errors: list[dict[str, st
     return response
 
 
+def invalid(errors: list[dict[str, str]]) -> JsonResponse:
+    """422 naming each field at fault: ``errors`` as ``[{"field", "message"}]``, the detail
+    ``"field: message; …"``."""
+    return problem(422, "Invalid input", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+
+
+def form_errors(form, rename: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """A bound form's errors as ``invalid`` takes them, fields named as the API names them."""
+    return [{"field": (rename or {}).get(name, name), "message": " ".join(messages)}
+            for name, messages in form.errors.items()]
+
+
 @api.exception_handler(ValidationError)
 def _invalid(request, exc: ValidationError):
     errors = []
@@ -151,7 +165,7 @@ def _invalid(request, exc: ValidationError):
             location = location[1:]
         field = ".".join(location)
         errors.append({"field": field or "body", "message": error.get("msg", "invalid")})
-    return problem(422, "Invalid input", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+    return invalid(errors)
 
 
 @api.exception_handler(AuthenticationError)
@@ -284,14 +298,14 @@ def list_approvals(request, status: str = "", state: str = "", tool: str = "", r
     raw = {"status": status, "state": state, "tool": tool, "run": run, "age": age, "assignee": assignee,
            "policy": policy, "requirement": requirement, "group": group}
     form = QueueFilterForm({k: v for k, v in raw.items() if v not in (None, "") and k != "status"})
-    errors = [{"field": name, "message": " ".join(messages)} for name, messages in form.errors.items()]
+    errors = form_errors(form)
     statuses = [value for value in Approval.Status.values if value != Approval.Status.AUTO]
     if status and status not in statuses:
         errors.append({"field": "status", "message": f"one of {', '.join(statuses)}"})
     if not 1 <= limit <= LIST_LIMIT:
         errors.append({"field": "limit", "message": f"between 1 and {LIST_LIMIT}"})
     if errors:
-        return problem(422, "Invalid input", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+        return invalid(errors)
     now = timezone.now()
     approvals = Approval.objects.filtered(form.cleaned_data, user=request.user, now=now)
     if status:
@@ -347,8 +361,7 @@ def decide(request, approval_id: int, body: DecisionIn):
                "respond": ("result", body.result)}.get(body.decision)
     if missing is not None and missing[1] in (None, ""):
         field = missing[0]
-        return problem(422, "Invalid input", f"{field}: required to {body.decision}",
-                       [{"field": field, "message": f"required to {body.decision}"}])
+        return invalid([{"field": field, "message": f"required to {body.decision}"}])
     try:
         if body.decision == "reject":
             won = approval.reject(by=request.user, shown_hash=body.arguments_hash, reason=body.reason.strip())
@@ -415,8 +428,7 @@ def audit_events(request, since: str = "", until: str = "", run: int | None = No
     raw = {"since": since, "until": until, "run": run, "actor": actor, "verb": verb, "tool": tool}
     form = AuditFilterForm({k: v for k, v in raw.items() if v not in (None, "")})
     if not form.is_valid():
-        errors = [{"field": name, "message": " ".join(messages)} for name, messages in form.errors.items()]
-        return problem(422, "Invalid input", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+        return invalid(form_errors(form))
     filters = form.filters()
     exports.record_export(actor=request.user, fmt="jsonl", filters=filters)
     return StreamingHttpResponse(exports.export_lines(AuditEvent.objects.filtered(**filters), "jsonl"),
@@ -550,10 +562,7 @@ def create_run(request, body: RunIn):
                          "input": body.input, "tools": body.tools, "background": body.background,
                          "system_instruction": body.system_instruction})
     if not form.is_valid():
-        names = {"name": "model" if body.model else "agent"}
-        errors = [{"field": names.get(name, name), "message": " ".join(messages)}
-                  for name, messages in form.errors.items()]
-        return problem(422, "Invalid input", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+        return invalid(form_errors(form, {"name": "model" if body.model else "agent"}))
     run = execution.create_run(**form.run_options(), created_by=request.user)
     return Status(201, run_out(_run(run.pk)))
 
@@ -588,8 +597,7 @@ def run_steps(request, run_id: int, after: int = 0, limit: int = 200):
     roles.require(request.user, "read")
     run = _run(run_id)
     if not 1 <= limit <= 1000:
-        return problem(422, "Invalid input", "limit: between 1 and 1000",
-                       [{"field": "limit", "message": "between 1 and 1000"}])
+        return invalid([{"field": "limit", "message": "between 1 and 1000"}])
     steps = list(Step.objects.filter(interaction__run=run, pk__gt=after).select_related("interaction")
                  .order_by("pk")[: limit + 1])
     following = f"{request.path}?{urlencode({'after': steps[limit - 1].pk, 'limit': limit})}" if len(steps) > limit else None
@@ -621,7 +629,7 @@ def continue_run(request, run_id: int, body: ContinueIn):
     roles.require(request.user, "continue", _run(run_id))
     text = body.input.strip()
     if not text:
-        return problem(422, "Invalid input", "input: required", [{"field": "input", "message": "required"}])
+        return invalid([{"field": "input", "message": "required"}])
     try:
         execution.continue_run(run_id, text=text, by=request.user)
     except execution.CannotDoThat as exc:
@@ -644,8 +652,7 @@ def track(request, body: TrackIn):
     except execution.CannotDoThat as exc:
         status = 409 if "already recorded" in str(exc) else 422
         if status == 422:
-            return problem(422, "Invalid input", f"interaction_id: {exc}",
-                           [{"field": "interaction_id", "message": str(exc)}])
+            return invalid([{"field": "interaction_id", "message": str(exc)}])
         raise HttpError(409, str(exc)) from None
     except (api_errors.APIError, gemini.MalformedResponse) as exc:
         if isinstance(exc, api_errors.NotFoundError):

@@ -22,9 +22,10 @@ import hashlib
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.utils import timezone
 
+from dashboard.api import problem
 from dashboard.models import ApiToken, IdempotentRequest
 
 API_PREFIX = "/api/v1/"
@@ -32,15 +33,6 @@ HEADER = "Idempotency-Key"
 KEEP = timedelta(hours=24)
 LEASE = timedelta(minutes=2)
 NOT_KEPT = {401, 429}
-PROBLEM = "application/problem+json"
-
-
-def _problem(status: int, title: str, detail: str, **headers: str) -> JsonResponse:
-    response = JsonResponse({"type": "about:blank", "title": title, "status": status, "detail": detail},
-                            status=status, content_type=PROBLEM)
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
-    return response
 
 
 def _sha256(*parts: bytes) -> str:
@@ -60,10 +52,13 @@ class IdempotencyMiddleware:
         if request.method != "POST" or key is None or not request.path.startswith(API_PREFIX):
             return self.get_response(request)
         if not 1 <= len(key) <= 255 or not key.isprintable() or not key.isascii():
-            return _problem(400, "Bad Idempotency-Key", f"{HEADER}: 1 to 255 printable ASCII characters.")
+            return problem(400, "Bad Idempotency-Key", f"{HEADER}: 1 to 255 printable ASCII characters.")
         authorization = request.headers.get("Authorization", "")
         scheme, _, secret = authorization.partition(" ")
-        if scheme.lower() != "bearer" or ApiToken.authenticate(secret.strip()) is None:
+        secret = secret.strip()
+        token = ApiToken.authenticate(secret) if scheme.lower() == "bearer" else None
+        request.bearer_checked = (secret, token)  # read once: dashboard.api.BearerToken takes it
+        if token is None:
             # No usable token (revoked, expired, unknown): no answer is kept or given again; the
             # API answers 401.
             return self.get_response(request)
@@ -95,16 +90,17 @@ class IdempotencyMiddleware:
             if record is None:  # pruned between the two statements: serve it as a first request
                 return IdempotentRequest.objects.create(owner=owner, key=key, fingerprint=fingerprint, created_at=now)
             if record.fingerprint != fingerprint:
-                return _problem(422, "Idempotency-Key reused",
-                                f"This {HEADER} was used for another request: use a new key for a new request.")
+                return problem(422, "Idempotency-Key reused",
+                               f"This {HEADER} was used for another request: use a new key for a new request.")
             if record.status_code is not None:
                 response = HttpResponse(bytes(record.body), status=record.status_code,
                                         content_type=record.content_type or None)
                 response["Idempotent-Replayed"] = "true"
                 return response
             if now - record.created_at < LEASE:
-                return _problem(409, "Request in progress",
-                                f"A request with this {HEADER} is being served: retry in a moment.", Retry_After="1")
+                return problem(409, "Request in progress",
+                               f"A request with this {HEADER} is being served: retry in a moment.",
+                               headers={"Retry-After": "1"})
             IdempotentRequest.objects.filter(pk=record.pk).update(created_at=now)  # the first was lost
             return record
 
