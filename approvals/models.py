@@ -427,7 +427,9 @@ class Approval(models.Model):
     def summary(self) -> str:
         """The tool's one-line summary of the arguments in force (``tools.summary_line``), or
         ``""``: the queue then shows the arguments themselves."""
-        return tools.summary_line(self.function_name, self.current_arguments)
+        # The arguments in force were checked against the schema when recorded or edited
+        # (``schema_error``, cleared by an edit, which must fit): no check again on every poll.
+        return tools.summary_line(self.function_name, self.current_arguments, fits=not self.schema_error)
 
     def is_requester(self, user) -> bool:
         """Whether ``user`` asked for this call: started the run, or continued or tracked it with

@@ -169,14 +169,18 @@ def allowed_decisions(name: str) -> frozenset[str]:
 SUMMARY_LIMIT = 160  # characters
 
 
-def summary_line(name: str, arguments: Any) -> str:
+def summary_line(name: str, arguments: Any, *, fits: bool | None = None) -> str:
     """The line a reviewer reads first about a call of ``name``: its tool's ``summary(arguments)``,
     one line of at most ``SUMMARY_LIMIT`` characters (cut with "…"), or ``""`` when the tool has
     no summary, is not registered, or its summary fails on these arguments (the failure is logged;
     the arguments, always shown beside it, stay the record). Arguments that do not fit the
-    schema are never summarized: a summary written for valid arguments would mislead."""
+    schema are never summarized: a summary written for valid arguments would mislead. ``fits``:
+    whether they fit, when the caller knows already (``Approval.schema_error``); checked here when
+    ``None``."""
     tool = registry.get(name)
-    if tool is None or tool.summary is None or not isinstance(arguments, dict) or schema_error(name, arguments):
+    if tool is None or tool.summary is None or not isinstance(arguments, dict):
+        return ""
+    if not (fits if fits is not None else not schema_error(name, arguments)):
         return ""
     try:
         line = tool.summary(arguments)
